@@ -1,0 +1,92 @@
+/* Activation functions over rows, written once for REAL (float or double).
+ * Included by activations.c with REAL, SFX (f32/f64) and the math functions
+ * M_EXP, M_EXPM1, M_LOG1P, M_ERFC, M_TANH defined.
+ *
+ * Every formula is the numerically stable one: no overflow for any finite z,
+ * and NaN propagates (comparisons are written so that NaN falls through to an
+ * arithmetic expression of z). */
+
+/* 1 / (1 + e^-z) without overflow: exp of a non-positive number only. */
+FM_INLINE REAL FM_CAT(sigmoid_, SFX)(REAL z) {
+    REAL e = M_EXP(-(z < 0 ? -z : z));
+    REAL s = (REAL)1 / ((REAL)1 + e);
+    return z < 0 ? e * s : s;
+}
+
+FM_INLINE REAL FM_CAT(softplus_, SFX)(REAL z, REAL beta, REAL threshold) {
+    REAL bz = beta * z;
+    if (bz > threshold) return z;
+    REAL abs_bz = bz < 0 ? -bz : bz;
+    REAL positive_part = bz > 0 ? bz : 0;
+    /* NaN: abs_bz is NaN, so the log1p term carries it. */
+    return (positive_part + M_LOG1P(M_EXP(-abs_bz))) / beta;
+}
+
+/* Softmax of one row, max-subtracted; a NaN anywhere makes the row NaN, as in numpy. */
+static void FM_CAT(softmax_row_, SFX)(REAL *FM_RESTRICT z, size_t n) {
+    REAL max = z[0];
+    for (size_t j = 1; j < n; j++) {
+        REAL v = z[j];
+        max = (v > max || v != v) ? v : max;
+    }
+    REAL sum = 0;
+    for (size_t j = 0; j < n; j++) {
+        z[j] = M_EXP(z[j] - max);
+        sum += z[j];
+    }
+    REAL inv = (REAL)1 / sum;
+    for (size_t j = 0; j < n; j++) z[j] *= inv;
+}
+
+static void FM_CAT(activate_row_, SFX)(fm_activation act, REAL *FM_RESTRICT z, size_t n) {
+    const REAL p0 = (REAL)act.p0, p1 = (REAL)act.p1;
+    switch (act.kind) {
+    case FM_RELU:
+        for (size_t j = 0; j < n; j++) z[j] = z[j] < 0 ? 0 : z[j];
+        break;
+    case FM_TANH:
+        for (size_t j = 0; j < n; j++) z[j] = M_TANH(z[j]);
+        break;
+    case FM_SIGMOID:
+        for (size_t j = 0; j < n; j++) z[j] = FM_CAT(sigmoid_, SFX)(z[j]);
+        break;
+    case FM_SOFTMAX:
+        FM_CAT(softmax_row_, SFX)(z, n);
+        break;
+    case FM_LEAKY_RELU:
+        for (size_t j = 0; j < n; j++) z[j] = z[j] > 0 ? z[j] : p0 * z[j];
+        break;
+    case FM_ELU:
+        for (size_t j = 0; j < n; j++) z[j] = z[j] > 0 ? z[j] : p0 * M_EXPM1(z[j]);
+        break;
+    case FM_GELU:
+        /* 0.5 z erfc(-z/sqrt 2) == 0.5 z (1 + erf(z/sqrt 2)), accurate in the negative tail. */
+        for (size_t j = 0; j < n; j++)
+            z[j] = (REAL)0.5 * z[j] * M_ERFC(-z[j] * (REAL)0.70710678118654752440);
+        break;
+    case FM_GELU_TANH: {
+        /* 0.5 z (1 + tanh u) == z sigmoid(2u), u = sqrt(2/pi) (z + 0.044715 z^3). */
+        const REAL c = (REAL)0.79788456080286535588, k = (REAL)0.044715;
+        for (size_t j = 0; j < n; j++) {
+            REAL v = z[j];
+            REAL u = c * (v + k * v * v * v);
+            z[j] = v * FM_CAT(sigmoid_, SFX)(2 * u);
+        }
+        break;
+    }
+    case FM_SILU:
+        for (size_t j = 0; j < n; j++) z[j] = z[j] * FM_CAT(sigmoid_, SFX)(z[j]);
+        break;
+    case FM_SOFTPLUS:
+        for (size_t j = 0; j < n; j++) z[j] = FM_CAT(softplus_, SFX)(z[j], p0, p1);
+        break;
+    default: /* FM_IDENTITY */
+        break;
+    }
+}
+
+void FM_SYM(FM_CAT(fm_activate_, SFX))(fm_activation act, REAL *z, size_t rows, size_t cols,
+                                        size_t ld) {
+    if (act.kind == FM_IDENTITY || cols == 0) return;
+    for (size_t r = 0; r < rows; r++) FM_CAT(activate_row_, SFX)(act, z + r * ld, cols);
+}

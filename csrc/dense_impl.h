@@ -1,0 +1,212 @@
+/* The dense layer out = f(x W + b) over packed weights, written once for REAL.
+ * Included by dense.c after vec.h, with REAL and SFX (f32/f64) defined.
+ *
+ * Every output element is summed in one fixed order, acc = 0, then
+ * acc = x[k] * w[k] + acc for k = 0 .. n_in-1 (fused on the AVX paths), then
+ * + bias, whatever the number of rows, their position or the blocking, so a
+ * row's result never depends on the batch it came in. */
+
+#define NR ((int)(FM_PANEL_BYTES / sizeof(REAL)))
+/* Inputs per block: a block of one panel (KC x 128 bytes) stays in L1 while
+ * every row tile streams past it. */
+#define KC 256
+
+#ifndef FM_REG_ACT_DEFINED
+#define FM_REG_ACT_DEFINED
+/* In-register epilogue: which activations are cheap enough to fuse. */
+enum { REG_NONE = 0, REG_RELU = 1, REG_LEAKY = 2 };
+#endif
+
+#ifdef FM_SCALAR_KERNEL
+
+FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t ldx,
+                                   const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
+                                   size_t ldc, int n_valid, int accumulate,
+                                   const REAL *FM_RESTRICT bias, int reg_act, REAL slope) {
+    REAL acc[FM_MR][NR];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < NR; j++) acc[r][j] = (accumulate && j < n_valid) ? c[r * ldc + j] : 0;
+    for (int k = 0; k < kc; k++) {
+        const REAL *wk = w + (size_t)k * NR;
+        for (int r = 0; r < mr; r++) {
+            const REAL xr = x[r * ldx + k];
+            for (int j = 0; j < NR; j++) acc[r][j] += xr * wk[j];
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        for (int j = 0; j < n_valid; j++) {
+            REAL z = acc[r][j];
+            if (bias) {
+                z += bias[j];
+                if (reg_act == REG_RELU) z = z < 0 ? 0 : z;
+                else if (reg_act == REG_LEAKY) z = z > 0 ? z : slope * z;
+            }
+            c[r * ldc + j] = z;
+        }
+    }
+}
+
+#else
+
+FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t ldx,
+                                   const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
+                                   size_t ldc, int n_valid, int accumulate,
+                                   const REAL *FM_RESTRICT bias, int reg_act, REAL slope) {
+    enum { NV = FM_PANEL_BYTES / sizeof(REAL) / VL };
+    const int full = n_valid == NR;
+    VMASK mask[NV];
+    for (int v = 0; v < NV; v++) {
+        int n = n_valid - v * VL;
+        mask[v] = V_MASK(n < 0 ? 0 : (n > VL ? VL : n));
+    }
+    V acc[FM_MR][NV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = !accumulate ? V_ZERO()
+                        : full      ? V_LOADU(c + r * ldc + v * VL)
+                                    : V_MLOAD(c + r * ldc + v * VL, mask[v]);
+    for (int k = 0; k < kc; k++) {
+        V wk[NV];
+        for (int v = 0; v < NV; v++) wk[v] = V_LOAD(w + (size_t)k * NR + v * VL);
+        for (int r = 0; r < mr; r++) {
+            const V xr = V_SET1(x[r * ldx + k]);
+            for (int v = 0; v < NV; v++) acc[r][v] = V_FMA(xr, wk[v], acc[r][v]);
+        }
+    }
+    if (bias) {
+        const V vslope = V_SET1(slope);
+        for (int v = 0; v < NV; v++) {
+            const V b = full ? V_LOADU(bias + v * VL) : V_MLOAD(bias + v * VL, mask[v]);
+            for (int r = 0; r < mr; r++) {
+                V z = V_ADD(acc[r][v], b);
+                if (reg_act == REG_RELU) z = V_RELU(z);
+                else if (reg_act == REG_LEAKY) z = V_LEAKY(z, vslope);
+                acc[r][v] = z;
+            }
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < NV; v++) {
+            if (full) V_STOREU(c + r * ldc + v * VL, acc[r][v]);
+            else V_MSTORE(c + r * ldc + v * VL, mask[v], acc[r][v]);
+        }
+}
+
+/* One row against n_panels full, adjacent panels at once: enough independent
+ * accumulators to hide the FMA latency when there is a single row. Same sums,
+ * so the same bits, as micro_ with one row. */
+FM_INLINE void FM_CAT(gemv_group_, SFX)(const int n_panels, const REAL *FM_RESTRICT x,
+                                        const REAL *FM_RESTRICT w, size_t panel_stride, int kc,
+                                        REAL *FM_RESTRICT c, int accumulate,
+                                        const REAL *FM_RESTRICT bias, int reg_act, REAL slope) {
+    enum { NV = FM_PANEL_BYTES / sizeof(REAL) / VL };
+    V acc[FM_GEMV_PANELS][NV];
+    for (int p = 0; p < n_panels; p++)
+        for (int v = 0; v < NV; v++)
+            acc[p][v] = accumulate ? V_LOADU(c + p * NR + v * VL) : V_ZERO();
+    for (int k = 0; k < kc; k++) {
+        const V xk = V_SET1(x[k]);
+        for (int p = 0; p < n_panels; p++)
+            for (int v = 0; v < NV; v++)
+                acc[p][v] = V_FMA(xk, V_LOAD(w + p * panel_stride + (size_t)k * NR + v * VL), acc[p][v]);
+    }
+    const V vslope = V_SET1(slope);
+    for (int p = 0; p < n_panels; p++)
+        for (int v = 0; v < NV; v++) {
+            V z = acc[p][v];
+            if (bias) {
+                z = V_ADD(z, V_LOADU(bias + p * NR + v * VL));
+                if (reg_act == REG_RELU) z = V_RELU(z);
+                else if (reg_act == REG_LEAKY) z = V_LEAKY(z, vslope);
+            }
+            V_STOREU(c + p * NR + v * VL, z);
+        }
+}
+#endif
+
+/* Rows i .. i+mr of one panel; mr is made a constant so the accumulators live in registers. */
+static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t ldx, const REAL *w, int kc,
+                                     REAL *c, size_t ldc, int n_valid, int accumulate,
+                                     const REAL *bias, int reg_act, REAL slope) {
+#define FM_MICRO_CASE(m)                                                                   \
+    case m:                                                                                \
+        FM_CAT(micro_, SFX)(m, x, ldx, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope); \
+        break;
+    switch (mr) {
+#if FM_MR >= 8
+        FM_MICRO_CASE(8)
+        FM_MICRO_CASE(7)
+        FM_MICRO_CASE(6)
+        FM_MICRO_CASE(5)
+        FM_MICRO_CASE(4)
+#endif
+#if FM_MR >= 3
+        FM_MICRO_CASE(3)
+#endif
+        FM_MICRO_CASE(2)
+    default:
+        FM_CAT(micro_, SFX)(1, x, ldx, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope);
+    }
+#undef FM_MICRO_CASE
+}
+
+#ifndef FM_SCALAR_KERNEL
+/* A single row: groups of full panels through gemv_group, the rest one panel at a time. */
+static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_stride, int kc,
+                                     int n_out, REAL *c, int accumulate, const REAL *bias,
+                                     int reg_act, REAL slope) {
+    const int n_panels = (n_out + NR - 1) / NR, full_panels = n_out / NR;
+    int p = 0;
+    for (; p + FM_GEMV_PANELS <= full_panels; p += FM_GEMV_PANELS)
+        FM_CAT(gemv_group_, SFX)(FM_GEMV_PANELS, x, w + p * panel_stride, panel_stride, kc,
+                                 c + p * NR, accumulate, bias ? bias + p * NR : NULL, reg_act,
+                                 slope);
+    for (; p < n_panels; p++) {
+        const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
+        FM_CAT(micro_, SFX)(1, x, 0, w + p * panel_stride, kc, c + p * NR, 0, n_valid, accumulate,
+                            bias ? bias + p * NR : NULL, reg_act, slope);
+    }
+}
+#endif
+
+void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t ldx,
+                                     size_t rows, REAL *out, size_t ldo, int apply_activation) {
+    const int n_in = layer->n_in, n_out = layer->n_out;
+    const int n_panels = (n_out + NR - 1) / NR;
+    const size_t panel_stride = (size_t)n_in * NR;
+    const REAL *w = (const REAL *)layer->packed_weights;
+    const REAL *bias = (const REAL *)layer->bias;
+    const int kind = layer->activation.kind;
+    int reg_act = REG_NONE, after = 0;
+    REAL slope = 0;
+    if (apply_activation) {
+        if (kind == FM_RELU) reg_act = REG_RELU;
+        else if (kind == FM_LEAKY_RELU) reg_act = REG_LEAKY, slope = (REAL)layer->activation.p0;
+        else after = kind != FM_IDENTITY;
+    }
+    for (int kb = 0; kb < n_in; kb += KC) {
+        const int kc = n_in - kb < KC ? n_in - kb : KC;
+        const int accumulate = kb > 0, last = kb + kc == n_in;
+#ifndef FM_SCALAR_KERNEL
+        if (rows == 1) {
+            FM_CAT(gemv_block_, SFX)(x + kb, w + (size_t)kb * NR, panel_stride, kc, n_out, out,
+                                     accumulate, last ? bias : NULL, reg_act, slope);
+            continue;
+        }
+#endif
+        for (int p = 0; p < n_panels; p++) {
+            const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
+            const REAL *wp = w + p * panel_stride + (size_t)kb * NR;
+            for (size_t i = 0; i < rows; i += FM_MR) {
+                const int mr = rows - i < FM_MR ? (int)(rows - i) : FM_MR;
+                FM_CAT(micro_rows_, SFX)(mr, x + i * ldx + kb, ldx, wp, kc, out + i * ldo + p * NR,
+                                         ldo, n_valid, accumulate, last ? bias + p * NR : NULL,
+                                         reg_act, slope);
+            }
+        }
+    }
+    if (after) FM_SYM(FM_CAT(fm_activate_, SFX))(layer->activation, out, rows, n_out, ldo);
+}
+
+#undef NR
+#undef KC

@@ -1,0 +1,31 @@
+/* The functions each instruction-set build of the kernels provides. */
+#ifndef FASTMLP_KERNEL_TABLE_H
+#define FASTMLP_KERNEL_TABLE_H
+
+#include "fastmlp.h"
+
+typedef struct {
+    void (*dense_f32)(const fm_layer *, const float *, size_t, size_t, float *, size_t, int);
+    void (*dense_f64)(const fm_layer *, const double *, size_t, size_t, double *, size_t, int);
+    void (*activate_f32)(fm_activation, float *, size_t, size_t, size_t);
+    void (*activate_f64)(fm_activation, double *, size_t, size_t, size_t);
+} fm_kernel_table;
+
+#define FM_DECLARE_VARIANT(sfx)                                                              \
+    void fm_dense_f32_##sfx(const fm_layer *, const float *, size_t, size_t, float *, size_t, \
+                            int);                                                            \
+    void fm_dense_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *,      \
+                            size_t, int);                                                    \
+    void fm_activate_f32_##sfx(fm_activation, float *, size_t, size_t, size_t);              \
+    void fm_activate_f64_##sfx(fm_activation, double *, size_t, size_t, size_t);
+
+FM_DECLARE_VARIANT(generic)
+#if defined(FM_HAVE_X86_KERNELS)
+FM_DECLARE_VARIANT(avx2)
+FM_DECLARE_VARIANT(avx512)
+#endif
+
+/* The table of the variant fm_select_kernel chose. */
+const fm_kernel_table *fm_kernels(void);
+
+#endif

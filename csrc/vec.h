@@ -1,0 +1,116 @@
+/* Vector primitives for the dense kernel, for the instruction set FM_ISA and
+ * the element type REAL (selected by FM_REAL_IS_DOUBLE). Defines V (vector),
+ * VL (lanes), VMASK (a lane mask) and the V_* operations; the generic build
+ * defines FM_SCALAR_KERNEL instead and the kernel uses plain C loops. */
+#include "isa.h"
+
+#undef V
+#undef VL
+#undef VMASK
+#undef V_ZERO
+#undef V_SET1
+#undef V_LOAD
+#undef V_LOADU
+#undef V_STOREU
+#undef V_MASK
+#undef V_MLOAD
+#undef V_MSTORE
+#undef V_FMA
+#undef V_ADD
+#undef V_MUL
+#undef V_RELU
+#undef V_LEAKY
+#undef FM_MR
+#undef FM_GEMV_PANELS
+#undef FM_SCALAR_KERNEL
+
+#if FM_ISA == FM_ISA_AVX512
+#include <immintrin.h>
+#if FM_REAL_IS_DOUBLE
+#define V __m512d
+#define VL 8
+#define VMASK __mmask8
+#define V_ZERO() _mm512_setzero_pd()
+#define V_SET1(s) _mm512_set1_pd(s)
+#define V_LOAD(p) _mm512_load_pd(p)
+#define V_LOADU(p) _mm512_loadu_pd(p)
+#define V_STOREU(p, v) _mm512_storeu_pd(p, v)
+#define V_MASK(n) ((__mmask8)((1u << (n)) - 1u))
+#define V_MLOAD(p, m) _mm512_maskz_loadu_pd(m, p)
+#define V_MSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define V_ADD(a, b) _mm512_add_pd(a, b)
+#define V_MUL(a, b) _mm512_mul_pd(a, b)
+/* max(0, z) returns its second operand when either is NaN, so NaN stays NaN. */
+#define V_RELU(z) _mm512_max_pd(_mm512_setzero_pd(), z)
+#define V_LEAKY(z, s) \
+    _mm512_mask_blend_pd(_mm512_cmp_pd_mask(z, _mm512_setzero_pd(), _CMP_GT_OQ), _mm512_mul_pd(z, s), z)
+#else
+#define V __m512
+#define VL 16
+#define VMASK __mmask16
+#define V_ZERO() _mm512_setzero_ps()
+#define V_SET1(s) _mm512_set1_ps(s)
+#define V_LOAD(p) _mm512_load_ps(p)
+#define V_LOADU(p) _mm512_loadu_ps(p)
+#define V_STOREU(p, v) _mm512_storeu_ps(p, v)
+#define V_MASK(n) ((__mmask16)((1u << (n)) - 1u))
+#define V_MLOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define V_MSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define V_ADD(a, b) _mm512_add_ps(a, b)
+#define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_RELU(z) _mm512_max_ps(_mm512_setzero_ps(), z)
+#define V_LEAKY(z, s) \
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_mul_ps(z, s), z)
+#endif
+#define FM_MR 8
+#define FM_GEMV_PANELS 4
+
+#elif FM_ISA == FM_ISA_AVX2
+#include <immintrin.h>
+#if FM_REAL_IS_DOUBLE
+#define V __m256d
+#define VL 4
+#define VMASK __m256i
+#define V_ZERO() _mm256_setzero_pd()
+#define V_SET1(s) _mm256_set1_pd(s)
+#define V_LOAD(p) _mm256_load_pd(p)
+#define V_LOADU(p) _mm256_loadu_pd(p)
+#define V_STOREU(p, v) _mm256_storeu_pd(p, v)
+#define V_MASK(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
+#define V_MLOAD(p, m) _mm256_maskload_pd(p, m)
+#define V_MSTORE(p, m, v) _mm256_maskstore_pd(p, m, v)
+#define V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define V_ADD(a, b) _mm256_add_pd(a, b)
+#define V_MUL(a, b) _mm256_mul_pd(a, b)
+#define V_RELU(z) _mm256_max_pd(_mm256_setzero_pd(), z)
+#define V_LEAKY(z, s) \
+    _mm256_blendv_pd(_mm256_mul_pd(z, s), z, _mm256_cmp_pd(z, _mm256_setzero_pd(), _CMP_GT_OQ))
+#else
+#define V __m256
+#define VL 8
+#define VMASK __m256i
+#define V_ZERO() _mm256_setzero_ps()
+#define V_SET1(s) _mm256_set1_ps(s)
+#define V_LOAD(p) _mm256_load_ps(p)
+#define V_LOADU(p) _mm256_loadu_ps(p)
+#define V_STOREU(p, v) _mm256_storeu_ps(p, v)
+#define V_MASK(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define V_MLOAD(p, m) _mm256_maskload_ps(p, m)
+#define V_MSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define V_ADD(a, b) _mm256_add_ps(a, b)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_RELU(z) _mm256_max_ps(_mm256_setzero_ps(), z)
+#define V_LEAKY(z, s) \
+    _mm256_blendv_ps(_mm256_mul_ps(z, s), z, _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ))
+#endif
+#define FM_MR 3
+#define FM_GEMV_PANELS 2
+
+#else
+#define FM_SCALAR_KERNEL 1
+#define FM_MR 2
+#define FM_GEMV_PANELS 1
+#endif

@@ -1,0 +1,247 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, embedsignature=True
+"""The bridge between fastmlp's Python API and its C kernels (csrc/).
+
+CompiledNetwork owns the packed weights and runs the forward pass with the GIL
+released. It trusts its caller (fastmlp.network validates everything first),
+except on the fast path of ``forward``, which takes only what it can prove
+right from the buffer itself and hands everything else to the Python slow path.
+"""
+from cpython.buffer cimport PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE
+from cpython.buffer cimport PyBuffer_Release, PyObject_GetBuffer
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport calloc, free
+
+import numpy as np
+
+ctypedef fused real:
+    float
+    double
+
+cdef object _ndarray = np.ndarray
+cdef object _empty = np.empty
+cdef object _float32 = np.dtype(np.float32)
+cdef object _float64 = np.dtype(np.float64)
+
+
+def select_kernel(name):
+    """Choose the kernel variant once, at import ("auto" or a name from kernel_names())."""
+    rc = fm_select_kernel(name.encode("ascii"))
+    if rc == -1:
+        raise ValueError(f"unknown kernel {name!r}; valid: auto, {', '.join(kernel_names())}")
+    if rc == -2:
+        raise ValueError(f"kernel {name!r} is not supported on this CPU; supported: "
+                         f"{', '.join(supported_kernels())}")
+
+
+def kernel_names():
+    return tuple(fm_kernel_name(k).decode() for k in range(FM_N_KERNELS))
+
+
+def supported_kernels():
+    return tuple(fm_kernel_name(k).decode() for k in range(FM_N_KERNELS) if fm_kernel_supported(k))
+
+
+def active_kernel():
+    return fm_kernel_name(fm_active_kernel()).decode()
+
+
+def default_threads():
+    return fm_default_threads()
+
+
+def have_openmp():
+    return bool(fm_have_openmp())
+
+
+cdef int _pack_layer(fm_layer *layer, const real[:, ::1] w, const real[::1] b) except -1:
+    cdef int n_in = <int>w.shape[0], n_out = <int>w.shape[1]
+    cdef size_t n_packed
+    if real is float:
+        n_packed = fm_packed_size_f32(n_in, n_out)
+    else:
+        n_packed = fm_packed_size_f64(n_in, n_out)
+    cdef real *packed = <real *>fm_aligned_alloc(n_packed * sizeof(real))
+    cdef real *bias = <real *>fm_aligned_alloc(n_out * sizeof(real))
+    if packed == NULL or bias == NULL:
+        fm_aligned_free(packed)
+        fm_aligned_free(bias)
+        raise MemoryError("not enough memory to pack the weights")
+    if real is float:
+        fm_pack_f32(&w[0, 0], n_in, n_out, packed)
+    else:
+        fm_pack_f64(&w[0, 0], n_in, n_out, packed)
+    cdef int j
+    for j in range(n_out):
+        bias[j] = b[j]
+    layer.n_in = n_in
+    layer.n_out = n_out
+    layer.packed_weights = packed
+    layer.bias = bias
+    return 0
+
+
+cdef inline bint _c_contiguous(const Py_buffer *view) noexcept:
+    cdef Py_ssize_t item = view.itemsize
+    if view.ndim == 1:
+        return view.shape[0] <= 1 or view.strides[0] == item
+    return ((view.shape[1] <= 1 or view.strides[1] == item)
+            and (view.shape[0] <= 1 or view.strides[0] == view.shape[1] * item))
+
+
+cdef inline bint _has_format(const Py_buffer *view, char code) noexcept:
+    return view.format != NULL and view.format[0] == code and view.format[1] == 0
+
+
+cdef inline bint _overlap(const Py_buffer *a, const Py_buffer *b) noexcept:
+    cdef uintptr_t a0 = <uintptr_t>a.buf, b0 = <uintptr_t>b.buf
+    return a0 < b0 + <uintptr_t>b.len and b0 < a0 + <uintptr_t>a.len
+
+
+cdef class CompiledNetwork:
+    """Packed layers and the compiled forward pass; subclassed by fastmlp.Network."""
+
+    def __cinit__(self, *args, **kwargs):
+        self.layers = NULL
+        self.n_layers = 0
+
+    def __dealloc__(self):
+        cdef int l
+        if self.layers != NULL:
+            for l in range(self.n_layers):
+                fm_aligned_free(<void *>self.layers[l].packed_weights)
+                fm_aligned_free(<void *>self.layers[l].bias)
+            free(self.layers)
+
+    def _build(self, list weights, list biases, list activations, bint is_double, int threads):
+        """Pack validated layers: C-contiguous weights and 1-D biases in the network's
+        dtype, activations as (code, p0, p1)."""
+        if self.layers != NULL:
+            raise RuntimeError("network already built")
+        cdef int n = len(weights), l
+        self.layers = <fm_layer *>calloc(n, sizeof(fm_layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self.n_layers = n
+        for l in range(n):
+            if is_double:
+                _pack_layer[double](&self.layers[l], weights[l], biases[l])
+            else:
+                _pack_layer[float](&self.layers[l], weights[l], biases[l])
+            code, p0, p1 = activations[l]
+            self.layers[l].activation.kind = code
+            self.layers[l].activation.p0 = p0
+            self.layers[l].activation.p1 = p1
+        self.is_double = is_double
+        self.n_inputs = self.layers[0].n_in
+        self.n_outputs = self.layers[n - 1].n_out
+        self.threads = threads
+        self._np_dtype = _float64 if is_double else _float32
+
+    cdef int forward_f32(self, const float *x, size_t rows, float *out) noexcept nogil:
+        if self.is_double:
+            return -2
+        return fm_forward_f32(self.layers, self.n_layers, x, rows, out, self.threads)
+
+    cdef int forward_f64(self, const double *x, size_t rows, double *out) noexcept nogil:
+        if not self.is_double:
+            return -2
+        return fm_forward_f64(self.layers, self.n_layers, x, rows, out, self.threads)
+
+    def forward(self, x, out=None, *, threads=None):
+        """forward(x, out=None, *, threads=None)
+
+        The network's output for x: shape (N,) gives (M,), (batch, N) gives (batch, M).
+        out, if given, must be a C-contiguous writeable array of exactly that shape and
+        the network's dtype; it is filled and returned. threads: how many threads this
+        call may use (default: the network's setting, else all cores).
+        """
+        cdef int nthreads
+        if threads is None:
+            nthreads = self.threads
+        elif type(threads) is int and threads > 0:
+            nthreads = threads
+        else:
+            return self._forward_slow(x, out, threads)
+        if type(x) is not _ndarray or (out is not None and type(out) is not _ndarray):
+            return self._forward_slow(x, out, threads)
+        cdef char code = b'd' if self.is_double else b'f'
+        cdef Py_buffer xb, ob
+        PyObject_GetBuffer(x, &xb, PyBUF_STRIDES | PyBUF_FORMAT)
+        if (xb.ndim < 1 or xb.ndim > 2 or not _has_format(&xb, code) or not _c_contiguous(&xb)
+                or xb.shape[xb.ndim - 1] != self.n_inputs):
+            PyBuffer_Release(&xb)
+            return self._forward_slow(x, out, threads)
+        cdef Py_ssize_t rows = xb.shape[0] if xb.ndim == 2 else 1
+        if out is None:
+            if xb.ndim == 2:
+                out = _empty((rows, self.n_outputs), dtype=self._np_dtype)
+            else:
+                out = _empty(self.n_outputs, dtype=self._np_dtype)
+        elif not out.flags.writeable:
+            PyBuffer_Release(&xb)
+            return self._forward_slow(x, out, threads)
+        PyObject_GetBuffer(out, &ob, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE)
+        if (ob.ndim != xb.ndim or not _has_format(&ob, code) or not _c_contiguous(&ob)
+                or ob.shape[0] != (rows if xb.ndim == 2 else self.n_outputs)
+                or (ob.ndim == 2 and ob.shape[1] != self.n_outputs) or _overlap(&xb, &ob)):
+            PyBuffer_Release(&xb)
+            PyBuffer_Release(&ob)
+            return self._forward_slow(x, out, threads)
+        cdef int rc
+        with nogil:
+            if self.is_double:
+                rc = fm_forward_f64(self.layers, self.n_layers, <const double *>xb.buf,
+                                    <size_t>rows, <double *>ob.buf, nthreads)
+            else:
+                rc = fm_forward_f32(self.layers, self.n_layers, <const float *>xb.buf,
+                                    <size_t>rows, <float *>ob.buf, nthreads)
+        PyBuffer_Release(&xb)
+        PyBuffer_Release(&ob)
+        if rc != 0:
+            raise MemoryError("not enough memory for the forward pass's scratch tiles")
+        return out
+
+    __call__ = forward
+
+    def _forward_slow(self, x, out, threads):
+        raise NotImplementedError  # provided by fastmlp.Network
+
+    def _forward_into(self, const real[:, ::1] x, real[:, ::1] out, int threads):
+        """Checked entry for already converted 2-D arrays (the slow path's last step)."""
+        cdef int rc
+        if x.shape[0] == 0:
+            return
+        with nogil:
+            if real is float:
+                rc = fm_forward_f32(self.layers, self.n_layers, &x[0, 0], x.shape[0],
+                                    &out[0, 0], threads)
+            else:
+                rc = fm_forward_f64(self.layers, self.n_layers, &x[0, 0], x.shape[0],
+                                    &out[0, 0], threads)
+        if rc != 0:
+            raise MemoryError("not enough memory for the forward pass's scratch tiles")
+
+    def _layer(self, int index, const real[:, ::1] x, real[:, ::1] out, bint activate):
+        """One layer: out = f(x W + b), or z = x W + b alone when activate is false."""
+        if x.shape[0] == 0:
+            return
+        cdef const fm_layer *layer = &self.layers[index]
+        with nogil:
+            if real is float:
+                fm_dense_f32(layer, &x[0, 0], x.shape[1], x.shape[0], &out[0, 0],
+                             out.shape[1], activate)
+            else:
+                fm_dense_f64(layer, &x[0, 0], x.shape[1], x.shape[0], &out[0, 0],
+                             out.shape[1], activate)
+
+    def _activate(self, int index, real[:, ::1] z):
+        """Layer index's activation, in place."""
+        if z.shape[0] == 0:
+            return
+        cdef fm_activation act = self.layers[index].activation
+        with nogil:
+            if real is float:
+                fm_activate_f32(act, &z[0, 0], z.shape[0], z.shape[1], z.shape[1])
+            else:
+                fm_activate_f64(act, &z[0, 0], z.shape[0], z.shape[1], z.shape[1])

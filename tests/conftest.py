@@ -1,0 +1,34 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py, when run from anywhere
+
+from reference import forward  # noqa: E402
+
+
+def random_layers(rng, widths, dtype):
+    """Weights scaled by 1/sqrt(fan-in), so values keep their size through the layers."""
+    weights = [(rng.uniform(-1, 1, (n, m)) / np.sqrt(n)).astype(dtype)
+               for n, m in zip(widths[:-1], widths[1:])]
+    biases = [rng.uniform(-0.5, 0.5, m).astype(dtype) for m in widths[1:]]
+    return weights, biases
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def small_net():
+    import fastmlp
+
+    rng = np.random.default_rng(7)
+    weights, biases = random_layers(rng, [5, 8, 3], np.float64)
+    return fastmlp.Network(weights, biases, ["tanh", "identity"]), weights, biases
+
+
+__all__ = ["forward", "random_layers"]

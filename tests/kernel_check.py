@@ -1,0 +1,53 @@
+"""Checks one kernel variant (forced with FASTMLP_KERNEL) against the float64 reference.
+
+Run as a script in a child process by test_kernels.py; prints the variant and 'ok'.
+Widths avoid multiples of every vector width; batches sit around the micro-tile,
+tile and thread boundaries.
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import fastmlp  # noqa: E402
+from conftest import random_layers  # noqa: E402
+from reference import forward, tolerance  # noqa: E402
+
+WIDTHS = [(1, 1), (3, 17, 2), (17, 33, 1), (33, 257, 3), (257, 300, 31), (5, 600, 40, 9)]
+BATCHES = [1, 2, 3, 5, 7, 8, 9, 16, 23, 24, 25, 47, 48, 49, 100, 511, 512, 513, 1025]
+ACTIVATIONS = ["relu", "tanh", "sigmoid", "softmax", ("leaky_relu", {"negative_slope": 0.3}),
+               "elu", "gelu", "gelu_tanh", "silu", "softplus", "identity"]
+
+
+def main():
+    expected = os.environ.get("FASTMLP_KERNEL", "auto")
+    active = fastmlp.build_info()["kernel"]
+    assert expected in ("auto", active), (expected, active)
+    rng = np.random.default_rng(2024)
+    for dtype in (np.float32, np.float64):
+        rtol, atol = tolerance(dtype)
+        for i, widths in enumerate(WIDTHS):
+            weights, biases = random_layers(rng, list(widths), dtype)
+            specs = [ACTIVATIONS[(i + l) % len(ACTIVATIONS)] for l in range(len(widths) - 1)]
+            names = [s if isinstance(s, str) else s[0] for s in specs]
+            params = [{} if isinstance(s, str) else s[1] for s in specs]
+            net = fastmlp.Network(weights, biases, specs)
+            x = rng.uniform(-2, 2, (max(BATCHES), widths[0])).astype(dtype)
+            want = forward(weights, biases, names, x, params)
+            whole = net(x, threads=2)
+            for batch in BATCHES:
+                for threads in (1, 2):
+                    got = net(x[:batch], threads=threads)
+                    np.testing.assert_allclose(got, want[:batch], rtol=rtol,
+                                               atol=atol * (1 + np.abs(want).max()),
+                                               err_msg=f"{active} {dtype.__name__} {widths} {batch}")
+                    # The same row gives the same bits in any batch, at any thread count.
+                    assert np.array_equal(got, whole[:batch]), (active, widths, batch, threads)
+            for row in (0, 7, 500, 1024):
+                assert np.array_equal(net(x[row]), whole[row]), (active, widths, row)
+    print(active, "ok")
+
+
+if __name__ == "__main__":
+    main()

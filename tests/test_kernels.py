@@ -1,0 +1,53 @@
+"""Every kernel variant this CPU can run, forced by FASTMLP_KERNEL, against the reference;
+and the same bits for a row whatever the batch, its position in it and the thread count."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastmlp
+from conftest import random_layers
+
+HERE = os.path.dirname(__file__)
+
+
+def run_forced(kernel):
+    env = dict(os.environ, FASTMLP_KERNEL=kernel)
+    return subprocess.run([sys.executable, os.path.join(HERE, "kernel_check.py")], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("kernel", fastmlp.build_info()["kernels_supported"])
+def test_forced_variant_matches_reference(kernel):
+    result = run_forced(kernel)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == f"{kernel} ok"
+
+
+def test_unknown_or_unsupported_variant_fails_clearly():
+    result = run_forced("sse9")
+    assert result.returncode != 0
+    assert "unknown kernel 'sse9'; valid: auto, generic" in result.stderr
+
+
+def test_build_info():
+    info = fastmlp.build_info()
+    assert info["kernel"] in info["kernels_supported"]
+    assert "generic" in info["kernels_supported"]
+    assert info["default_threads"] >= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("widths", [[784, 512, 256, 10], [64, 128, 128, 10], [3, 4, 2]])
+def test_row_bits_independent_of_batch_position_and_threads(dtype, widths):
+    rng = np.random.default_rng(5)
+    weights, biases = random_layers(rng, widths, dtype)
+    net = fastmlp.Network(weights, biases, ["relu"] * (len(widths) - 2) + ["identity"])
+    x = rng.standard_normal((3000, widths[0])).astype(dtype)
+    whole = net(x, threads=2)
+    assert np.array_equal(whole, net(x, threads=1))
+    for start, stop in [(0, 1), (1, 2), (5, 37), (1000, 1032), (2999, 3000), (17, 2900)]:
+        assert np.array_equal(net(x[start:stop]), whole[start:stop]), (start, stop)
+        assert np.array_equal(net(x[start]), whole[start])

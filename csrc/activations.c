@@ -3,28 +3,26 @@
 
 #include "fastmlp.h"
 #include "isa.h"
+#include "vmath.h"
 
 #define REAL float
 #define SFX f32
-#define M_EXP expf
-#define M_EXPM1 expm1f
-#define M_LOG1P log1pf
+#define M_EXP_NEG fm_exp_neg_f32
+#define M_EXPM1_NEG fm_expm1_neg_f32
+#define M_LOG1P_UNIT fm_log1p_unit_f32
 #define M_ERFC erfcf
-#define M_TANH tanhf
 #include "activations_impl.h"
 #undef REAL
 #undef SFX
-#undef M_EXP
-#undef M_EXPM1
-#undef M_LOG1P
+#undef M_EXP_NEG
+#undef M_EXPM1_NEG
+#undef M_LOG1P_UNIT
 #undef M_ERFC
-#undef M_TANH
 
 #define REAL double
 #define SFX f64
-#define M_EXP exp
-#define M_EXPM1 expm1
-#define M_LOG1P log1p
+#define M_EXP_NEG fm_exp_neg_f64
+#define M_EXPM1_NEG fm_expm1_neg_f64
+#define M_LOG1P_UNIT fm_log1p_unit_f64
 #define M_ERFC erfc
-#define M_TANH tanh
 #include "activations_impl.h"

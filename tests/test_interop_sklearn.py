@@ -1,0 +1,182 @@
+"""from_sklearn: fitted MLPs give the estimator's own predictions, pickled and without sklearn."""
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+
+from fastmlp.interop import from_sklearn  # noqa: E402
+from fastmlp.interop.sklearn import MLPClassifierModel, MLPRegressorModel  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+HIDDEN = ["identity", "logistic", "tanh", "relu"]
+DTYPES = [np.float32, np.float64]
+
+
+def tolerance(dtype):
+    return 1e-5 if dtype == np.float32 else 1e-12
+
+
+def data(dtype, n=120, features=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, features)).astype(dtype), rng
+
+
+def fit(cls, X, y, activation="relu", **kwargs):
+    model = cls(hidden_layer_sizes=(7, 6), activation=activation, max_iter=30, random_state=0,
+                **kwargs)
+    return model.fit(X, y)
+
+
+def assert_close(actual, expected, dtype):
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=tolerance(dtype),
+                               atol=tolerance(dtype) * np.abs(expected).max())
+
+
+# Labels of several types: the wrapper must hand back the estimator's own.
+LABELS = {
+    "int": lambda rng, n, k: rng.integers(0, k, n) * 3 + 1,
+    "str": lambda rng, n, k: np.array(["cat", "dog", "emu", "fox"][:k])[rng.integers(0, k, n)],
+    "float": lambda rng, n, k: rng.integers(0, k, n) * 2.0 - 1.0,
+    "bool": lambda rng, n, k: rng.integers(0, 2, n).astype(bool),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", HIDDEN)
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_classifier_matches_estimator(dtype, activation, n_classes):
+    X, rng = data(dtype)
+    y = LABELS["int"](rng, len(X), n_classes)
+    clf = fit(MLPClassifier, X, y, activation)
+    model = from_sklearn(clf)
+    assert isinstance(model, MLPClassifierModel)
+    assert model.network.dtype == clf.coefs_[0].dtype == dtype
+    assert model.network.activations[-1] == ("sigmoid" if n_classes == 2 else "softmax")
+    assert model.network.n_outputs == (1 if n_classes == 2 else n_classes)
+    assert_close(model.predict_proba(X), clf.predict_proba(X), dtype)
+    assert_close(model.predict_log_proba(X), clf.predict_log_proba(X), dtype)
+    np.testing.assert_array_equal(model.classes_, clf.classes_)
+    predicted = model.predict(X)
+    assert predicted.dtype == clf.predict(X).dtype
+    np.testing.assert_array_equal(predicted, clf.predict(X))
+
+
+@pytest.mark.parametrize("kind, n_classes", [
+    (kind, n) for kind in LABELS for n in (2, 3) if not (kind == "bool" and n == 3)])
+def test_classifier_labels_keep_type_and_dtype(kind, n_classes):
+    X, rng = data(np.float64, seed=4)
+    clf = fit(MLPClassifier, X, LABELS[kind](rng, len(X), n_classes))
+    model = from_sklearn(clf)
+    expected = clf.predict(X)
+    assert model.predict(X).dtype == expected.dtype == model.classes_.dtype
+    np.testing.assert_array_equal(model.predict(X), expected)
+
+
+def test_binary_network_has_one_logistic_column_and_proba_two():
+    X, rng = data(np.float64)
+    clf = fit(MLPClassifier, X, rng.integers(0, 2, len(X)))
+    model = from_sklearn(clf)
+    p = model.network(X)
+    assert p.shape == (len(X), 1)
+    proba = model.predict_proba(X)
+    np.testing.assert_array_equal(proba, np.stack([1 - p[:, 0], p[:, 0]], axis=1))
+    np.testing.assert_array_equal(model.predict(X), (p[:, 0] > 0.5).astype(int))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", HIDDEN)
+def test_multilabel_classifier(dtype, activation):
+    X, rng = data(dtype, seed=2)
+    Y = rng.integers(0, 2, (len(X), 3))
+    clf = fit(MLPClassifier, X, Y, activation)
+    model = from_sklearn(clf)
+    assert model.target_type_ == "multilabel-indicator"
+    assert_close(model.predict_proba(X), clf.predict_proba(X), dtype)
+    expected = clf.predict(X)
+    assert model.predict(X).dtype == expected.dtype and model.predict(X).shape == Y.shape
+    np.testing.assert_array_equal(model.predict(X), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", HIDDEN)
+@pytest.mark.parametrize("n_outputs", [1, 3])
+def test_regressor_matches_estimator(dtype, activation, n_outputs):
+    X, rng = data(dtype, seed=1)
+    y = rng.normal(size=(len(X), n_outputs)).astype(dtype)
+    reg = fit(MLPRegressor, X, y[:, 0] if n_outputs == 1 else y, activation)
+    model = from_sklearn(reg)
+    assert isinstance(model, MLPRegressorModel)
+    assert model.network.dtype == dtype and model.network.activations[-1] == "identity"
+    expected = reg.predict(X)
+    assert_close(model.predict(X), expected, dtype)
+    # The Network itself always returns (n_samples, n_outputs); predict ravels one output.
+    assert model.network(X).shape == (len(X), n_outputs)
+    assert model.predict(X).shape == ((len(X),) if n_outputs == 1 else (len(X), n_outputs))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.DataConversionWarning")
+def test_regressor_fitted_on_a_column_still_ravels_like_sklearn():
+    X, rng = data(np.float64)
+    reg = fit(MLPRegressor, X, rng.normal(size=(len(X), 1)))
+    assert from_sklearn(reg).predict(X).shape == reg.predict(X).shape == (len(X),)
+
+
+def test_models_pickle():
+    X, rng = data(np.float32)
+    clf = from_sklearn(fit(MLPClassifier, X, LABELS["str"](rng, len(X), 3)))
+    reg = from_sklearn(fit(MLPRegressor, X, rng.normal(size=(len(X), 2))))
+    for model in (clf, reg):
+        again = pickle.loads(pickle.dumps(model))
+        np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).classes_, clf.classes_)
+
+
+def test_prediction_does_not_import_sklearn(tmp_path):
+    X, rng = data(np.float64)
+    model = from_sklearn(fit(MLPClassifier, X, LABELS["str"](rng, len(X), 3)))
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
+    np.save(tmp_path / "X.npy", X)
+    script = (
+        "import sys, pickle, numpy as np\n"
+        "sys.modules['sklearn'] = None  # any import of scikit-learn now fails\n"
+        f"model = pickle.loads(open({str(tmp_path / 'model.pkl')!r}, 'rb').read())\n"
+        f"print(' '.join(model.predict(np.load({str(tmp_path / 'X.npy')!r}))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == model.predict(X).tolist()
+
+
+def test_input_must_be_two_dimensional_like_sklearn():
+    X, rng = data(np.float64)
+    model = from_sklearn(fit(MLPRegressor, X, rng.normal(size=len(X))))
+    with pytest.raises(ValueError, match="2-D"):
+        model.predict(X[0])
+
+
+def test_refusals():
+    X, rng = data(np.float64)
+    with pytest.raises(TypeError, match="MLPClassifier or MLPRegressor, got LogisticRegression"):
+        from_sklearn(LogisticRegression().fit(X, rng.integers(0, 2, len(X))))
+    with pytest.raises(ValueError, match="not fitted"):
+        from_sklearn(MLPClassifier())
+    poisson = fit(MLPRegressor, X, rng.poisson(2.0, len(X)), loss="poisson")
+    assert poisson.out_activation_ == "exp"
+    with pytest.raises(ValueError, match="output activation 'exp' has no fastmlp equivalent"):
+        from_sklearn(poisson)
+
+
+def test_top_level_name():
+    import fastmlp
+
+    X, rng = data(np.float64)
+    model = fastmlp.from_sklearn(fit(MLPRegressor, X, rng.normal(size=len(X))))
+    assert isinstance(model, MLPRegressorModel)

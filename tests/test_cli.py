@@ -1,0 +1,271 @@
+"""The fastmlp command through its real entry points: help, demo, info, convert, bench, errors.
+
+`predict` has its own file, tests/test_cli_predict.py.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import cli
+
+COMMANDS = ["demo", "info", "predict", "bench", "convert"]
+
+
+def run(*args, cwd=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "fastmlp", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fastmlp: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def make_net(dtype=np.float32):
+    rng = np.random.default_rng(3)
+    widths = [6, 16, 12, 3]
+    weights = [rng.normal(size=(n, m)).astype(dtype) / np.sqrt(n)
+               for n, m in zip(widths[:-1], widths[1:])]
+    biases = [rng.normal(size=m).astype(dtype) for m in widths[1:]]
+    activations = [("leaky_relu", {"negative_slope": 0.2}), "tanh", "identity"]
+    return fastmlp.Network(weights, biases, activations, dtype=dtype)
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "model.npz"
+    make_net().save(path)
+    return path
+
+
+def assert_same_network(a, b):
+    assert a.shapes == b.shapes and a.activations == b.activations
+    assert a.activation_params == b.activation_params
+    for x, y in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(x, y)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+@pytest.mark.parametrize("command", [None] + COMMANDS)
+def test_every_subcommand_has_help(command):
+    result = run(*([command] if command else []), "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: fastmlp{' ' + command if command else ''}")
+    if command is None:
+        for name in COMMANDS:
+            assert name in result.stdout
+
+
+def test_bench_help_comes_from_fastmlp_bench():
+    result = run("bench", "--help")
+    assert "MODEL" in result.stdout and "--quick" in result.stdout
+
+
+def test_console_script_runs():
+    script = shutil.which("fastmlp") or os.path.join(os.path.dirname(sys.executable), "fastmlp")
+    if not os.path.exists(script):
+        pytest.skip("the fastmlp console script is not installed (pip install . adds it)")
+    result = subprocess.run([script, "info", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("usage: fastmlp info")
+
+
+def test_main_returns_exit_status(capsys):
+    assert cli.main(["info", "--help"]) == 0
+    assert cli.main(["info", "missing.npz"]) == 2
+    assert capsys.readouterr().err.strip() == "fastmlp: error: missing.npz: no such file"
+
+
+def test_no_command_is_a_usage_error():
+    assert_one_line_error(run(), "COMMAND")
+
+
+def test_import_stays_light():
+    code = ("import sys, fastmlp, fastmlp.cli; "
+            "print(sorted(m for m in ('dask', 'pandas', 'pyarrow', 'sklearn', 'torch') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_package_data_is_small_and_found_by_importlib_resources():
+    model_ref, holdout_ref = cli._demo_files()
+    assert model_ref.is_file() and holdout_ref.is_file()
+    net, images, labels = cli.load_demo()
+    assert images.shape == (300, 64) and images.dtype == np.uint8 and images.max() <= 16
+    assert labels.shape == (300,) and set(np.unique(labels)) == set(range(10))
+    assert (net.n_inputs, net.n_outputs) == (64, 10)
+    sizes = [len(ref.read_bytes()) for ref in (model_ref, holdout_ref)]
+    assert sum(sizes) < 64 * 1024, sizes
+
+
+def test_demo_runs_on_numpy_alone():
+    # Block the libraries the demo must not need; run the real `python -m fastmlp`.
+    code = ("import runpy, sys\n"
+            "for m in ('sklearn', 'scipy', 'pandas', 'pyarrow', 'dask', 'torch'):\n"
+            "    sys.modules[m] = None\n"
+            "sys.argv = ['fastmlp', 'demo']\n"
+            "runpy.run_module('fastmlp', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    accuracy = float(re.search(r"accuracy on 300 held-out digits: ([\d.]+)%", out).group(1))
+    assert accuracy >= 95.0  # the shipped model scores 97.3%
+    assert out.count("predicted ") == 6
+    assert re.search(r"[#%@]{4}", out)  # the shaded digits are drawn
+    assert re.search(r"one sample at a time .* [\d.]+x", out)
+    assert re.search(r"one batch of 300 rows .* [\d.]+x", out)
+    diff = float(re.search(r"max \|fastmlp - numpy\| = ([\d.e+-]+)", out).group(1))
+    assert diff < 1e-5
+
+
+def test_digit_art_shades_pixels():
+    image = np.zeros(64, dtype=np.uint8)
+    image[0], image[9] = 16, 8
+    art = cli.digit_art(image[None], [["label"]]).splitlines()
+    assert art[0] == "  @@"
+    assert art[1] == "    ==" and art[8].strip() == "label"
+
+
+def test_numpy_reference_matches_the_network():
+    net, images, _ = cli.load_demo()
+    x = images[:50].astype(np.float32)
+    np.testing.assert_allclose(cli.numpy_forward(net, x), net.forward(x), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- info
+
+
+def test_info_lists_layers_parameters_and_flops(model):
+    result = run("info", model)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "3 layers, 6 inputs -> 3 outputs, float32" in out
+    assert re.search(r"1\s+6 x 16\s+leaky_relu\(negative_slope=0\.2\)\s+112", out)
+    assert re.search(r"3\s+12 x 3\s+identity\s+39", out)
+    n_params = 6 * 16 + 16 + 16 * 12 + 12 + 12 * 3 + 3
+    assert f"parameters       {n_params:,}" in out
+    assert f"FLOPs per sample {2 * (6 * 16 + 16 * 12 + 12 * 3):,}" in out
+    assert f"{n_params * 4:,} bytes (1.4 KiB) of weights" in out
+
+
+def test_info_json(model):
+    result = run("info", model, "--json")
+    d = json.loads(result.stdout)
+    assert d["dtype"] == "float32" and (d["inputs"], d["outputs"]) == (6, 3)
+    assert [layer["activation"] for layer in d["layers"]] == ["leaky_relu", "tanh", "identity"]
+    assert d["layers"][0]["activation_params"] == {"negative_slope": 0.2}
+    assert d["parameters"] == sum(layer["parameters"] for layer in d["layers"]) == 355
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def test_convert_npz_safetensors_round_trip(tmp_path, model):
+    st, back = tmp_path / "m.safetensors", tmp_path / "back.npz"
+    result = run("convert", model, "-o", st)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {st}" in result.stdout
+    assert run("convert", st, "-o", back).returncode == 0
+    assert_same_network(fastmlp.load(model), fastmlp.load(back))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_convert_changes_dtype(tmp_path, model):
+    out = tmp_path / "m64.npz"
+    assert run("convert", model, "-o", out, "--dtype", "float64").returncode == 0
+    net = fastmlp.load(out)
+    assert net.dtype == np.float64
+    np.testing.assert_array_equal(net.weights[0], fastmlp.load(model).weights[0])
+
+
+def test_convert_from_onnx(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1, b1 = rng.normal(size=(4, 5)).astype(np.float32), rng.normal(size=5).astype(np.float32)
+    w2, b2 = rng.normal(size=(5, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)
+    inits = [numpy_helper.from_array(a, name) for a, name in
+             ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))]
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])], inits)
+    source = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), source)
+
+    result = run("convert", source, "-o", tmp_path / "m.npz")
+    assert result.returncode == 0, result.stderr
+    net = fastmlp.load(tmp_path / "m.npz")
+    x = rng.normal(size=(7, 4)).astype(np.float32)
+    np.testing.assert_allclose(net.forward(x), np.maximum(x @ w1 + b1, 0) @ w2 + b2,
+                               rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def test_bench_delegates_to_fastmlp_bench(model):
+    result = run("bench", model, "--batches", "1", "--threads", "1", "--peers", "numpy",
+                 "--time-per-cell", "0.002", "--rounds", "1", "--no-gemm", "--no-overhead",
+                 "--import-runs", "0", "--keep-openblas-env")
+    assert result.returncode == 0, result.stderr
+    assert "numpy" in result.stdout and "fastmlp" in result.stdout
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_missing_model(tmp_path):
+    assert_one_line_error(run("info", tmp_path / "nope.npz"), "nope.npz: no such file")
+
+
+def test_unknown_model_suffix(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"x")
+    assert_one_line_error(run("info", path), "unknown model format '.pkl'")
+
+
+def test_corrupt_model(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"this is not a zip file")
+    assert_one_line_error(run("info", path), f"{path}: ")
+
+
+def test_convert_to_unknown_format(tmp_path, model):
+    assert_one_line_error(run("convert", model, "-o", tmp_path / "m.onnx"),
+                          "use .npz or .safetensors")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_bad_option_is_one_line():
+    assert_one_line_error(run("info", "m.npz", "--no-such-option"), "--no-such-option", "--help")
+    assert_one_line_error(run("predict", "m.npz", "x.npy", "-o", "y.npy", "--batch-size", "0"),
+                          "--batch-size", "must be 1 or more")
+
+
+def test_unknown_command():
+    assert_one_line_error(run("frobnicate"), "frobnicate")

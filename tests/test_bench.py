@@ -1,0 +1,125 @@
+"""Smoke tests of the benchmark harness (fastmlp/bench.py, benchmarks/run.py).
+
+They run it in --quick mode on one tiny network and batch through its real entry points and
+check that it prints a table with ratios and writes valid JSON. No timing assertions: the
+numbers are whatever the machine gives. Peers that are not installed are skipped by the
+harness itself (and reported as skipped).
+"""
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+bench = pytest.importorskip("fastmlp.bench")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--networks", "3-4-2", "--batches", "1", "--threads", "1", "--time-per-cell", "0.002",
+        "--no-gemm", "--no-overhead", "--import-runs", "0", "--memory-rows", "0"]
+FAST_PEERS = ["--peers", "numpy,numpy-careful"]
+
+
+def installed_peers():
+    return [p for p in bench.DEFAULT_PEERS if not bench.COMPETITORS[p].missing()]
+
+
+def check_json(path, peers):
+    with open(path) as f:
+        data = json.load(f, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert data["errors"] == [], data["errors"]  # every competitor matched the reference
+    cases = [c for c in data["cases"] if c["dtype"] == "float32"]
+    assert len(cases) == 1 and cases[0]["batch"] == 1 and cases[0]["threads"] == 1
+    tools = cases[0]["tools"]
+    assert set(tools) == {"fastmlp", *peers}
+    for t in tools.values():
+        assert t["median_us"] > 0 and t["rounds"] >= 1
+    assert set(cases[0]["ratios"]) == set(peers)
+    assert cases[0]["best_peer"] in peers
+    return data
+
+
+def check_table(text, peers):
+    assert "3-4-2 sigmoid/identity" in text
+    row = next(line for line in text.splitlines() if line.lstrip().startswith("1 |"))
+    assert row.count("x)") == len(peers)  # one ratio per peer
+    assert "Summary" in text
+
+
+def test_module_entry_all_installed_peers(tmp_path, capsys):
+    peers = installed_peers()
+    out = tmp_path / "r.json"
+    rc = bench.main(["--quick", *TINY, "--no-float64", "--peers", ",".join(peers),
+                     "--json", str(out)])
+    assert rc == 0
+    check_table(capsys.readouterr().out, peers)
+    check_json(out, peers)
+
+
+def test_cli_parser_hooks(tmp_path, capsys):
+    """The `fastmlp bench` subcommand path: configure_parser + main_from_args."""
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd")
+    bench.configure_parser(sub.add_parser("bench"))
+    args = parser.parse_args(["bench", *TINY, *FAST_PEERS, "--json", str(tmp_path / "r.json")])
+    assert args.quick and args.model is None
+    assert bench.main_from_args(args) == 0
+    check_table(capsys.readouterr().out, ["numpy", "numpy-careful"])
+    data = check_json(tmp_path / "r.json", ["numpy", "numpy-careful"])
+    assert {c["dtype"] for c in data["cases"]} == {"float32", "float64"}
+
+
+def test_run_py_subprocess(tmp_path):
+    out, chart = tmp_path / "r.json", tmp_path / "r.png"
+    args = [sys.executable, os.path.join(ROOT, "benchmarks", "run.py"), "--quick", *TINY,
+            *FAST_PEERS, "--no-float64", "--json", str(out)]
+    if importlib.util.find_spec("matplotlib"):
+        args += ["--chart", str(chart)]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    check_table(p.stdout, ["numpy", "numpy-careful"])
+    check_json(out, ["numpy", "numpy-careful"])
+    if importlib.util.find_spec("matplotlib"):
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_argument(tmp_path, capsys):
+    """fastmlp bench MODEL: a saved network at batch 1 and a larger batch."""
+    import fastmlp
+    rng = np.random.default_rng(0)
+    net = fastmlp.Network([rng.standard_normal((5, 7)), rng.standard_normal((7, 3))],
+                          None, ["tanh", "softmax"], dtype=np.float32)
+    path = tmp_path / "m.npz"
+    try:
+        net.save(str(path))
+    except (ImportError, AttributeError, NotImplementedError) as e:
+        pytest.skip(f"fastmlp.io not available yet: {e}")
+    rc = bench.main([str(path), "--quick", "--batches", "1,64", "--threads", "1",
+                     "--time-per-cell", "0.002", "--no-gemm", "--no-overhead",
+                     "--import-runs", "0", *FAST_PEERS, "--json", str(tmp_path / "r.json")])
+    assert rc == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [c["batch"] for c in data["cases"]] == [1, 64]
+    assert "5-7-3" in capsys.readouterr().out
+
+
+def test_every_activation_matches_reference():
+    """Each installed peer implements every activation the core has (checked vs float64)."""
+    rng = np.random.default_rng(1)
+    acts = [("identity", {}), ("relu", {}), ("tanh", {}), ("sigmoid", {}), ("leaky_relu", {}),
+            ("elu", {"alpha": 0.5}), ("gelu", {}), ("gelu_tanh", {}), ("silu", {}),
+            ("softplus", {"beta": 2.0, "threshold": 3.0}), ("softplus", {}), ("softmax", {})]
+    acts = [bench.norm_activation(a) for a in acts]
+    ws = [(rng.standard_normal((4, 4)) * 0.8).astype(np.float32) for _ in acts]
+    bs = [(rng.standard_normal(4) * 0.5).astype(np.float32) for _ in acts]
+    wl = bench.Workload("t", "t", ws, bs, acts)
+    x = bench.make_input(wl, 9, 0, np.float32)
+    ref = bench.reference_forward(wl, x)
+    for name in ["fastmlp", *installed_peers()]:
+        fn = bench.COMPETITORS[name].build(ws, bs, acts, 1)
+        for rows in (1, 9):
+            ok, err = bench.check_output(fn(x[:rows]), ref[:rows], np.float32)
+            assert ok, (name, rows, err)

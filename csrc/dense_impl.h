@@ -151,17 +151,18 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t ldx, const RE
 }
 
 #ifndef FM_SCALAR_KERNEL
-/* A single row: groups of full panels through gemv_group, the rest one panel at a time. */
+/* A single row over panels [first, end): groups of full panels through
+ * gemv_group, the rest one panel at a time. */
 static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_stride, int kc,
-                                     int n_out, REAL *c, int accumulate, const REAL *bias,
-                                     int reg_act, REAL slope) {
-    const int n_panels = (n_out + NR - 1) / NR, full_panels = n_out / NR;
-    int p = 0;
-    for (; p + FM_GEMV_PANELS <= full_panels; p += FM_GEMV_PANELS)
+                                     int n_out, int first, int end, REAL *c, int accumulate,
+                                     const REAL *bias, int reg_act, REAL slope) {
+    const int full_end = n_out / NR < end ? n_out / NR : end;
+    int p = first;
+    for (; p + FM_GEMV_PANELS <= full_end; p += FM_GEMV_PANELS)
         FM_CAT(gemv_group_, SFX)(FM_GEMV_PANELS, x, w + p * panel_stride, panel_stride, kc,
                                  c + p * NR, accumulate, bias ? bias + p * NR : NULL, reg_act,
                                  slope);
-    for (; p < n_panels; p++) {
+    for (; p < end; p++) {
         const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
         FM_CAT(micro_, SFX)(1, x, 0, w + p * panel_stride, kc, c + p * NR, 0, n_valid, accumulate,
                             bias ? bias + p * NR : NULL, reg_act, slope);
@@ -169,10 +170,12 @@ static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_
 }
 #endif
 
-void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t ldx,
-                                     size_t rows, REAL *out, size_t ldo, int apply_activation) {
+/* Columns [first_panel * NR, end_panel * NR) of the layer (clipped to n_out),
+ * so that threads can share one layer by columns. */
+void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, size_t ldx,
+                                          size_t rows, REAL *out, size_t ldo,
+                                          int apply_activation, int first_panel, int end_panel) {
     const int n_in = layer->n_in, n_out = layer->n_out;
-    const int n_panels = (n_out + NR - 1) / NR;
     const size_t panel_stride = (size_t)n_in * NR;
     const REAL *w = (const REAL *)layer->packed_weights;
     const REAL *bias = (const REAL *)layer->bias;
@@ -189,12 +192,13 @@ void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t
         const int accumulate = kb > 0, last = kb + kc == n_in;
 #ifndef FM_SCALAR_KERNEL
         if (rows == 1) {
-            FM_CAT(gemv_block_, SFX)(x + kb, w + (size_t)kb * NR, panel_stride, kc, n_out, out,
-                                     accumulate, last ? bias : NULL, reg_act, slope);
+            FM_CAT(gemv_block_, SFX)(x + kb, w + (size_t)kb * NR, panel_stride, kc, n_out,
+                                     first_panel, end_panel, out, accumulate, last ? bias : NULL,
+                                     reg_act, slope);
             continue;
         }
 #endif
-        for (int p = 0; p < n_panels; p++) {
+        for (int p = first_panel; p < end_panel; p++) {
             const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
             const REAL *wp = w + p * panel_stride + (size_t)kb * NR;
             for (size_t i = 0; i < rows; i += FM_MR) {
@@ -205,7 +209,20 @@ void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t
             }
         }
     }
-    if (after) FM_SYM(FM_CAT(fm_activate_, SFX))(layer->activation, out, rows, n_out, ldo);
+    if (after) {
+        /* Softmax needs whole rows: the caller runs it once every column is done. */
+        const int first_col = first_panel * NR;
+        const int end_col = end_panel * NR < n_out ? end_panel * NR : n_out;
+        if (kind != FM_SOFTMAX || (first_panel == 0 && end_col == n_out))
+            FM_SYM(FM_CAT(fm_activate_, SFX))(layer->activation, out + first_col, rows,
+                                              (size_t)(end_col - first_col), ldo);
+    }
+}
+
+void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t ldx,
+                                     size_t rows, REAL *out, size_t ldo, int apply_activation) {
+    FM_SYM(FM_CAT(fm_dense_cols_, SFX))(layer, x, ldx, rows, out, ldo, apply_activation, 0,
+                                        (layer->n_out + NR - 1) / NR);
 }
 
 #undef NR

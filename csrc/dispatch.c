@@ -7,8 +7,11 @@
 #endif
 #include "kernel_table.h"
 
-#define FM_TABLE(sfx) \
-    { fm_dense_f32_##sfx, fm_dense_f64_##sfx, fm_activate_f32_##sfx, fm_activate_f64_##sfx }
+#define FM_TABLE(sfx)                                                                 \
+    {                                                                                 \
+        fm_dense_f32_##sfx, fm_dense_f64_##sfx, fm_dense_cols_f32_##sfx,               \
+            fm_dense_cols_f64_##sfx, fm_activate_f32_##sfx, fm_activate_f64_##sfx      \
+    }
 
 static const fm_kernel_table tables[FM_N_KERNELS] = {
     FM_TABLE(generic),

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "fastmlp.h"
+#include "isa.h"
 #include "kernel_table.h"
 
 #ifdef _OPENMP
@@ -19,6 +20,11 @@
 #define FM_TILE_QUANTUM 24
 /* Below this many multiply-adds a call is not worth waking other threads. */
 #define FM_PARALLEL_MIN_MACS (1u << 18)
+/* A batch of fewer tiles than threads shares each layer by columns from this
+ * many multiply-adds on. */
+#define FM_SPLIT_MIN_MACS (1u << 16)
+/* Scratch of single-threaded calls up to this size lives on the stack. */
+#define FM_STACK_SCRATCH (16 * 1024)
 
 int fm_have_openmp(void) {
 #ifdef _OPENMP
@@ -47,7 +53,8 @@ static int reserve_extra_threads(int wanted) {
     do {
         got = cap - in_use;
         got = got < 0 ? 0 : (got > wanted ? wanted : got);
-    } while (got > 0 && !atomic_compare_exchange_weak(&extra_threads_in_use, &in_use, in_use + got));
+    } while (got > 0 &&
+             !atomic_compare_exchange_weak(&extra_threads_in_use, &in_use, in_use + got));
     return got;
 #else
     (void)wanted;
@@ -59,91 +66,51 @@ static void release_extra_threads(int n) {
     if (n > 0) atomic_fetch_sub(&extra_threads_in_use, n);
 }
 
+typedef struct {
+    size_t stride;        /* elements between rows of an intermediate */
+    size_t tile;          /* rows per tile */
+    size_t n_tiles;
+    size_t scratch_bytes; /* per thread */
+    int threads;          /* the caller plus reserved extra threads */
+    int split_columns;    /* the team shares every layer by columns, tile after tile */
+} fm_tiling;
+
 static size_t round_up(size_t n, size_t quantum) { return (n + quantum - 1) / quantum * quantum; }
 
-/* Widest intermediate (every layer's output but the last), padded to a cache line. */
-static size_t scratch_stride(const fm_layer *layers, int n_layers, size_t elem) {
-    size_t widest = 0;
-    for (int l = 0; l + 1 < n_layers; l++)
-        if ((size_t)layers[l].n_out > widest) widest = (size_t)layers[l].n_out;
-    return round_up(widest, FM_ALIGN / elem);
-}
-
-static size_t tile_rows(size_t rows, size_t stride, size_t elem) {
-    size_t tile = stride ? FM_TILE_BYTES / (2 * stride * elem) : FM_MAX_TILE_ROWS;
-    tile = tile / FM_TILE_QUANTUM * FM_TILE_QUANTUM;
-    if (tile < FM_TILE_QUANTUM) tile = FM_TILE_QUANTUM;
-    if (tile > FM_MAX_TILE_ROWS) tile = FM_MAX_TILE_ROWS;
-    return tile < rows ? tile : rows;
-}
-
-static double macs_per_row(const fm_layer *layers, int n_layers) {
+static fm_tiling plan_tiles(const fm_layer *layers, int n_layers, size_t rows, size_t elem,
+                            int threads) {
+    fm_tiling t;
+    size_t widest = 0; /* widest intermediate: every layer's output but the last */
     double macs = 0;
-    for (int l = 0; l < n_layers; l++) macs += (double)layers[l].n_in * layers[l].n_out;
-    return macs;
-}
-
-static int threads_for(const fm_layer *layers, int n_layers, size_t rows, size_t n_tiles,
-                       int threads) {
-    if (threads <= 0) threads = fm_default_threads();
-    if ((size_t)threads > n_tiles) threads = (int)n_tiles;
-    if (macs_per_row(layers, n_layers) * rows < FM_PARALLEL_MIN_MACS) threads = 1;
-    return threads < 1 ? 1 : threads;
-}
-
-#define FM_DEFINE_FORWARD(SFX, REAL)                                                           \
-    static void run_tile_##SFX(const fm_kernel_table *k, const fm_layer *layers, int n_layers, \
-                               const REAL *x, size_t rows, REAL *out, REAL *scratch,          \
-                               size_t stride, size_t tile) {                                   \
-        const REAL *in = x;                                                                    \
-        size_t ld_in = (size_t)layers[0].n_in;                                                 \
-        for (int l = 0; l < n_layers; l++) {                                                   \
-            const int last = l + 1 == n_layers;                                                \
-            REAL *dst = last ? out : scratch + (size_t)(l & 1) * tile * stride;                \
-            size_t ld_dst = last ? (size_t)layers[l].n_out : stride;                           \
-            k->dense_##SFX(&layers[l], in, ld_in, rows, dst, ld_dst, 1);                       \
-            in = dst;                                                                          \
-            ld_in = ld_dst;                                                                    \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    int fm_forward_##SFX(const fm_layer *layers, int n_layers, const REAL *x, size_t rows,     \
-                         REAL *out, int threads) {                                             \
-        if (rows == 0 || n_layers <= 0) return 0;                                              \
-        const fm_kernel_table *k = fm_kernels();                                               \
-        const size_t n_in = (size_t)layers[0].n_in, n_out = (size_t)layers[n_layers - 1].n_out; \
-        const size_t stride = scratch_stride(layers, n_layers, sizeof(REAL));                  \
-        const size_t tile = tile_rows(rows, stride, sizeof(REAL));                             \
-        const size_t n_tiles = (rows + tile - 1) / tile;                                       \
-        int extra = threads_for(layers, n_layers, rows, n_tiles, threads) - 1;                 \
-        extra = reserve_extra_threads(extra);                                                  \
-        const size_t scratch_bytes = round_up(2 * tile * stride * sizeof(REAL), FM_ALIGN);     \
-        int failed = 0;                                                                        \
-        FM_PARALLEL(extra + 1)                                                                 \
-        {                                                                                      \
-            REAL *scratch = scratch_bytes ? aligned_alloc(FM_ALIGN, scratch_bytes) : NULL;     \
-            if (scratch_bytes && !scratch) failed = 1;                                         \
-            FM_FOR_TILES                                                                       \
-            for (size_t t = 0; t < n_tiles; t++) {                                             \
-                if (failed) continue;                                                          \
-                const size_t r0 = t * tile, r = rows - r0 < tile ? rows - r0 : tile;           \
-                run_tile_##SFX(k, layers, n_layers, x + r0 * n_in, r, out + r0 * n_out,        \
-                               scratch, stride, tile);                                         \
-            }                                                                                  \
-            free(scratch);                                                                     \
-        }                                                                                      \
-        release_extra_threads(extra);                                                          \
-        return failed ? -1 : 0;                                                                \
+    for (int l = 0; l < n_layers; l++) {
+        if (l + 1 < n_layers && (size_t)layers[l].n_out > widest) widest = layers[l].n_out;
+        macs += (double)layers[l].n_in * layers[l].n_out;
     }
+    t.stride = round_up(widest, FM_ALIGN / elem);
+    size_t tile = t.stride ? FM_TILE_BYTES / (2 * t.stride * elem) : FM_MAX_TILE_ROWS;
+    tile = tile / FM_TILE_QUANTUM * FM_TILE_QUANTUM;
+    tile = tile < FM_TILE_QUANTUM ? FM_TILE_QUANTUM : tile;
+    tile = tile > FM_MAX_TILE_ROWS ? FM_MAX_TILE_ROWS : tile;
+    t.tile = tile < rows ? tile : rows;
+    t.n_tiles = (rows + t.tile - 1) / t.tile;
+    t.scratch_bytes = round_up(2 * t.tile * t.stride * elem, FM_ALIGN);
 
-#ifdef _OPENMP
-#define FM_PRAGMA(x) _Pragma(#x)
-#define FM_PARALLEL(n) FM_PRAGMA(omp parallel num_threads(n) if (n > 1))
-#define FM_FOR_TILES FM_PRAGMA(omp for schedule(dynamic, 1))
-#else
-#define FM_PARALLEL(n)
-#define FM_FOR_TILES
-#endif
+    if (threads <= 0) threads = fm_default_threads();
+    t.split_columns = (size_t)threads > t.n_tiles && macs * rows >= FM_SPLIT_MIN_MACS;
+    if (!t.split_columns) {
+        if ((size_t)threads > t.n_tiles) threads = (int)t.n_tiles;
+        if (macs * rows < FM_PARALLEL_MIN_MACS) threads = 1;
+    }
+    t.threads = threads > 1 ? 1 + reserve_extra_threads(threads - 1) : 1;
+    return t;
+}
 
-FM_DEFINE_FORWARD(f32, float)
-FM_DEFINE_FORWARD(f64, double)
+#define REAL float
+#define SFX f32
+#include "forward_impl.h"
+#undef REAL
+#undef SFX
+
+#define REAL double
+#define SFX f64
+#include "forward_impl.h"

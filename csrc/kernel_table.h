@@ -7,6 +7,11 @@
 typedef struct {
     void (*dense_f32)(const fm_layer *, const float *, size_t, size_t, float *, size_t, int);
     void (*dense_f64)(const fm_layer *, const double *, size_t, size_t, double *, size_t, int);
+    /* The same over a range of column panels [first, end). */
+    void (*dense_cols_f32)(const fm_layer *, const float *, size_t, size_t, float *, size_t, int,
+                           int, int);
+    void (*dense_cols_f64)(const fm_layer *, const double *, size_t, size_t, double *, size_t,
+                           int, int, int);
     void (*activate_f32)(fm_activation, float *, size_t, size_t, size_t);
     void (*activate_f64)(fm_activation, double *, size_t, size_t, size_t);
 } fm_kernel_table;
@@ -16,6 +21,10 @@ typedef struct {
                             int);                                                            \
     void fm_dense_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *,      \
                             size_t, int);                                                    \
+    void fm_dense_cols_f32_##sfx(const fm_layer *, const float *, size_t, size_t, float *,   \
+                                 size_t, int, int, int);                                     \
+    void fm_dense_cols_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *, \
+                                 size_t, int, int, int);                                     \
     void fm_activate_f32_##sfx(fm_activation, float *, size_t, size_t, size_t);              \
     void fm_activate_f64_##sfx(fm_activation, double *, size_t, size_t, size_t);
 

@@ -56,7 +56,11 @@ cdef class CompiledNetwork:
     cdef readonly int n_inputs
     cdef readonly int n_outputs
     cdef readonly int threads
-    cdef object _np_dtype
+    cdef readonly Py_ssize_t macs_per_row
+    cdef readonly object dtype
+    cdef Py_ssize_t _itemsize
+
+    cdef int _run(self, const char *x, size_t rows, char *out, int threads) noexcept nogil
 
     cdef int forward_f32(self, const float *x, size_t rows, float *out) noexcept nogil
     cdef int forward_f64(self, const double *x, size_t rows, double *out) noexcept nogil

@@ -7,9 +7,7 @@ released. It trusts its caller (fastmlp.network validates everything first),
 except on the fast path of ``forward``, which takes only what it can prove
 right from the buffer itself and hands everything else to the Python slow path.
 """
-from cpython.buffer cimport PyBUF_FORMAT, PyBUF_STRIDES, PyBUF_WRITABLE
-from cpython.buffer cimport PyBuffer_Release, PyObject_GetBuffer
-from libc.stdint cimport uintptr_t
+from cpython.object cimport PyObject
 from libc.stdlib cimport calloc, free
 
 import numpy as np
@@ -81,21 +79,49 @@ cdef int _pack_layer(fm_layer *layer, const real[:, ::1] w, const real[::1] b) e
     return 0
 
 
-cdef inline bint _c_contiguous(const Py_buffer *view) noexcept:
-    cdef Py_ssize_t item = view.itemsize
-    if view.ndim == 1:
-        return view.shape[0] <= 1 or view.strides[0] == item
-    return ((view.shape[1] <= 1 or view.strides[1] == item)
-            and (view.shape[0] <= 1 or view.strides[0] == view.shape[1] * item))
+cdef extern from *:
+    """
+    /* The leading fields of numpy's PyArrayObject: public, and ABI-stable since
+       numpy 1.7 (numpy's own inline accessors compiled into every extension read
+       them), declared here so the fast path needs neither numpy headers nor the
+       buffer protocol's format strings. */
+    typedef struct {
+        PyObject_HEAD
+        char *data;
+        int nd;
+        Py_ssize_t *dimensions;
+        Py_ssize_t *strides;
+        PyObject *base;
+        PyObject *descr;
+        int flags;
+    } fm_ndarray;
+    """
+    ctypedef struct fm_ndarray:
+        char *data
+        int nd
+        Py_ssize_t *dimensions
+        PyObject *descr
+        int flags
+
+# numpy's array flags
+cdef enum:
+    C_CONTIGUOUS = 0x0001
+    ALIGNED = 0x0100
+    WRITEABLE = 0x0400
+
+# Below this many multiply-adds the GIL is kept: releasing it costs more than the work.
+cdef enum:
+    GIL_RELEASE_MIN_MACS = 4096
 
 
-cdef inline bint _has_format(const Py_buffer *view, char code) noexcept:
-    return view.format != NULL and view.format[0] == code and view.format[1] == 0
-
-
-cdef inline bint _overlap(const Py_buffer *a, const Py_buffer *b) noexcept:
-    cdef uintptr_t a0 = <uintptr_t>a.buf, b0 = <uintptr_t>b.buf
-    return a0 < b0 + <uintptr_t>b.len and b0 < a0 + <uintptr_t>a.len
+cdef inline fm_ndarray *_plain_array(object a, object descr, int flags) noexcept:
+    """a as a numpy array of exactly dtype descr with these flags, else NULL."""
+    if type(a) is not _ndarray:
+        return NULL
+    cdef fm_ndarray *array = <fm_ndarray *>a
+    if array.descr != <PyObject *>descr or (array.flags & flags) != flags:
+        return NULL
+    return array
 
 
 cdef class CompiledNetwork:
@@ -136,7 +162,11 @@ cdef class CompiledNetwork:
         self.n_inputs = self.layers[0].n_in
         self.n_outputs = self.layers[n - 1].n_out
         self.threads = threads
-        self._np_dtype = _float64 if is_double else _float32
+        self.dtype = _float64 if is_double else _float32
+        self._itemsize = 8 if is_double else 4
+        self.macs_per_row = 0
+        for l in range(n):
+            self.macs_per_row += <Py_ssize_t>self.layers[l].n_in * self.layers[l].n_out
 
     cdef int forward_f32(self, const float *x, size_t rows, float *out) noexcept nogil:
         if self.is_double:
@@ -156,51 +186,47 @@ cdef class CompiledNetwork:
         the network's dtype; it is filled and returned. threads: how many threads this
         call may use (default: the network's setting, else all cores).
         """
-        cdef int nthreads
-        if threads is None:
-            nthreads = self.threads
-        elif type(threads) is int and threads > 0:
+        # The fast path: a plain, aligned, C-contiguous array in the network's dtype
+        # (and such an out). Anything else, including every error, takes the slow path.
+        cdef int nthreads = self.threads
+        if threads is not None:
+            if type(threads) is not int or threads < 1:
+                return self._forward_slow(x, out, threads)
             nthreads = threads
-        else:
+        cdef fm_ndarray *xa = _plain_array(x, self.dtype, C_CONTIGUOUS | ALIGNED)
+        if xa == NULL or xa.nd < 1 or xa.nd > 2 or xa.dimensions[xa.nd - 1] != self.n_inputs:
             return self._forward_slow(x, out, threads)
-        if type(x) is not _ndarray or (out is not None and type(out) is not _ndarray):
-            return self._forward_slow(x, out, threads)
-        cdef char code = b'd' if self.is_double else b'f'
-        cdef Py_buffer xb, ob
-        PyObject_GetBuffer(x, &xb, PyBUF_STRIDES | PyBUF_FORMAT)
-        if (xb.ndim < 1 or xb.ndim > 2 or not _has_format(&xb, code) or not _c_contiguous(&xb)
-                or xb.shape[xb.ndim - 1] != self.n_inputs):
-            PyBuffer_Release(&xb)
-            return self._forward_slow(x, out, threads)
-        cdef Py_ssize_t rows = xb.shape[0] if xb.ndim == 2 else 1
+        cdef Py_ssize_t rows = xa.dimensions[0] if xa.nd == 2 else 1
+        cdef fm_ndarray *oa
         if out is None:
-            if xb.ndim == 2:
-                out = _empty((rows, self.n_outputs), dtype=self._np_dtype)
+            if xa.nd == 2:
+                out = _empty((rows, self.n_outputs), self.dtype)
             else:
-                out = _empty(self.n_outputs, dtype=self._np_dtype)
-        elif not out.flags.writeable:
-            PyBuffer_Release(&xb)
-            return self._forward_slow(x, out, threads)
-        PyObject_GetBuffer(out, &ob, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE)
-        if (ob.ndim != xb.ndim or not _has_format(&ob, code) or not _c_contiguous(&ob)
-                or ob.shape[0] != (rows if xb.ndim == 2 else self.n_outputs)
-                or (ob.ndim == 2 and ob.shape[1] != self.n_outputs) or _overlap(&xb, &ob)):
-            PyBuffer_Release(&xb)
-            PyBuffer_Release(&ob)
-            return self._forward_slow(x, out, threads)
+                out = _empty(self.n_outputs, self.dtype)
+            oa = <fm_ndarray *>out
+        else:
+            oa = _plain_array(out, self.dtype, C_CONTIGUOUS | ALIGNED | WRITEABLE)
+            if (oa == NULL or oa.nd != xa.nd or oa.dimensions[oa.nd - 1] != self.n_outputs
+                    or (oa.nd == 2 and oa.dimensions[0] != rows)
+                    or (oa.data < xa.data + rows * self.n_inputs * self._itemsize
+                        and xa.data < oa.data + rows * self.n_outputs * self._itemsize)):
+                return self._forward_slow(x, out, threads)
         cdef int rc
-        with nogil:
-            if self.is_double:
-                rc = fm_forward_f64(self.layers, self.n_layers, <const double *>xb.buf,
-                                    <size_t>rows, <double *>ob.buf, nthreads)
-            else:
-                rc = fm_forward_f32(self.layers, self.n_layers, <const float *>xb.buf,
-                                    <size_t>rows, <float *>ob.buf, nthreads)
-        PyBuffer_Release(&xb)
-        PyBuffer_Release(&ob)
+        if rows * self.macs_per_row < GIL_RELEASE_MIN_MACS:
+            rc = self._run(xa.data, rows, oa.data, 1)
+        else:
+            with nogil:
+                rc = self._run(xa.data, rows, oa.data, nthreads)
         if rc != 0:
             raise MemoryError("not enough memory for the forward pass's scratch tiles")
         return out
+
+    cdef inline int _run(self, const char *x, size_t rows, char *out, int threads) noexcept nogil:
+        if self.is_double:
+            return fm_forward_f64(self.layers, self.n_layers, <const double *>x, rows,
+                                  <double *>out, threads)
+        return fm_forward_f32(self.layers, self.n_layers, <const float *>x, rows,
+                              <float *>out, threads)
 
     __call__ = forward
 

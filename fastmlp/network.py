@@ -135,14 +135,6 @@ class Network(CompiledNetwork):
 
     # -- description ---------------------------------------------------------------
     @property
-    def dtype(self):
-        return self._np_dtype_public
-
-    @property
-    def _np_dtype_public(self):
-        return np.dtype(np.float64) if self.is_double else np.dtype(np.float32)
-
-    @property
     def shapes(self):
         return [w.shape for w in self._weights]
 

@@ -51,3 +51,24 @@ def test_row_bits_independent_of_batch_position_and_threads(dtype, widths):
     for start, stop in [(0, 1), (1, 2), (5, 37), (1000, 1032), (2999, 3000), (17, 2900)]:
         assert np.array_equal(net(x[start:stop]), whole[start:stop]), (start, stop)
         assert np.array_equal(net(x[start]), whole[start])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("last", ["softmax", "tanh", "relu"])
+def test_small_batches_split_by_columns(dtype, last):
+    """Batches smaller than a tile share each layer's columns between threads; a softmax
+    over a layer split that way still sees the whole row."""
+    from reference import forward, tolerance
+
+    rng = np.random.default_rng(6)
+    widths = [300, 700, 333]
+    weights, biases = random_layers(rng, widths, dtype)
+    net = fastmlp.Network(weights, biases, ["gelu", last])
+    x = rng.standard_normal((40, widths[0])).astype(dtype)
+    want = forward(weights, biases, ["gelu", last], x)
+    whole = net(x, threads=1)
+    rtol, atol = tolerance(dtype)
+    np.testing.assert_allclose(whole, want, rtol=rtol, atol=atol)
+    for rows in (1, 2, 3, 9, 40):
+        assert np.array_equal(net(x[:rows], threads=2), whole[:rows]), rows
+    assert np.array_equal(net(x[3], threads=2), whole[3])

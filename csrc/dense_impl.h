@@ -9,7 +9,7 @@
 #define NR ((int)(FM_PANEL_BYTES / sizeof(REAL)))
 /* Inputs per block: a block of one panel (KC x 128 bytes) stays in L1 while
  * every row tile streams past it. */
-#define KC 256
+#define KC FM_KC
 
 #ifndef FM_REG_ACT_DEFINED
 #define FM_REG_ACT_DEFINED
@@ -19,7 +19,7 @@ enum { REG_NONE = 0, REG_RELU = 1, REG_LEAKY = 2 };
 
 #ifdef FM_SCALAR_KERNEL
 
-FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t ldx,
+FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t rs, size_t ks,
                                    const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
                                    size_t ldc, int n_valid, int accumulate,
                                    const REAL *FM_RESTRICT bias, int reg_act, REAL slope) {
@@ -29,7 +29,7 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
     for (int k = 0; k < kc; k++) {
         const REAL *wk = w + (size_t)k * NR;
         for (int r = 0; r < mr; r++) {
-            const REAL xr = x[r * ldx + k];
+            const REAL xr = x[r * rs + k * ks];
             for (int j = 0; j < NR; j++) acc[r][j] += xr * wk[j];
         }
     }
@@ -48,7 +48,7 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
 
 #else
 
-FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t ldx,
+FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t rs, size_t ks,
                                    const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
                                    size_t ldc, int n_valid, int accumulate,
                                    const REAL *FM_RESTRICT bias, int reg_act, REAL slope) {
@@ -69,7 +69,7 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
         V wk[NV];
         for (int v = 0; v < NV; v++) wk[v] = V_LOAD(w + (size_t)k * NR + v * VL);
         for (int r = 0; r < mr; r++) {
-            const V xr = V_SET1(x[r * ldx + k]);
+            const V xr = V_SET1(x[r * rs + k * ks]);
             for (int v = 0; v < NV; v++) acc[r][v] = V_FMA(xr, wk[v], acc[r][v]);
         }
     }
@@ -125,12 +125,14 @@ FM_INLINE void FM_CAT(gemv_group_, SFX)(const int n_panels, const REAL *FM_RESTR
 #endif
 
 /* Rows i .. i+mr of one panel; mr is made a constant so the accumulators live in registers. */
-static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t ldx, const REAL *w, int kc,
+static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks, const REAL *w,
+                                     int kc,
                                      REAL *c, size_t ldc, int n_valid, int accumulate,
                                      const REAL *bias, int reg_act, REAL slope) {
 #define FM_MICRO_CASE(m)                                                                   \
     case m:                                                                                \
-        FM_CAT(micro_, SFX)(m, x, ldx, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope); \
+        FM_CAT(micro_, SFX)(m, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act,    \
+                            slope);                                                            \
         break;
     switch (mr) {
 #if FM_MR >= 8
@@ -145,7 +147,7 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t ldx, const RE
 #endif
         FM_MICRO_CASE(2)
     default:
-        FM_CAT(micro_, SFX)(1, x, ldx, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope);
+        FM_CAT(micro_, SFX)(1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope);
     }
 #undef FM_MICRO_CASE
 }
@@ -164,17 +166,32 @@ static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_
                                  slope);
     for (; p < end; p++) {
         const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
-        FM_CAT(micro_, SFX)(1, x, 0, w + p * panel_stride, kc, c + p * NR, 0, n_valid, accumulate,
+        FM_CAT(micro_, SFX)(1, x, 0, 1, w + p * panel_stride, kc, c + p * NR, 0, n_valid, accumulate,
                             bias ? bias + p * NR : NULL, reg_act, slope);
     }
 }
 #endif
 
+/* Copies rows x kc of x into blocks of FM_MR rows, each stored k-major
+ * (block[k * FM_MR + r]), so the micro-kernel reads one sequential stream
+ * instead of FM_MR rows whose stride may alias in the L1 cache. */
+static void FM_CAT(pack_rows_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, size_t rows, int kc,
+                                    REAL *FM_RESTRICT packed) {
+    for (size_t i = 0; i < rows; i += FM_MR) {
+        const size_t mr = rows - i < FM_MR ? rows - i : FM_MR;
+        REAL *block = packed + i * (size_t)kc;
+        for (size_t r = 0; r < mr; r++)
+            for (int k = 0; k < kc; k++) block[(size_t)k * FM_MR + r] = x[(i + r) * ldx + k];
+    }
+}
+
 /* Columns [first_panel * NR, end_panel * NR) of the layer (clipped to n_out),
- * so that threads can share one layer by columns. */
+ * so that threads can share one layer by columns. apack, when not NULL, holds
+ * FM_KC * (rows rounded up to a multiple of 24) elements for packing x. */
 void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, size_t ldx,
                                           size_t rows, REAL *out, size_t ldo,
-                                          int apply_activation, int first_panel, int end_panel) {
+                                          int apply_activation, int first_panel, int end_panel,
+                                          REAL *apack) {
     const int n_in = layer->n_in, n_out = layer->n_out;
     const size_t panel_stride = (size_t)n_in * NR;
     const REAL *w = (const REAL *)layer->packed_weights;
@@ -198,14 +215,17 @@ void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, s
             continue;
         }
 #endif
+        const int packed = apack && rows > FM_MR && end_panel - first_panel > 1;
+        if (packed) FM_CAT(pack_rows_, SFX)(x + kb, ldx, rows, kc, apack);
         for (int p = first_panel; p < end_panel; p++) {
             const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
             const REAL *wp = w + p * panel_stride + (size_t)kb * NR;
             for (size_t i = 0; i < rows; i += FM_MR) {
                 const int mr = rows - i < FM_MR ? (int)(rows - i) : FM_MR;
-                FM_CAT(micro_rows_, SFX)(mr, x + i * ldx + kb, ldx, wp, kc, out + i * ldo + p * NR,
-                                         ldo, n_valid, accumulate, last ? bias + p * NR : NULL,
-                                         reg_act, slope);
+                const REAL *xi = packed ? apack + i * (size_t)kc : x + i * ldx + kb;
+                FM_CAT(micro_rows_, SFX)(mr, xi, packed ? 1 : ldx, packed ? FM_MR : 1, wp, kc,
+                                         out + i * ldo + p * NR, ldo, n_valid, accumulate,
+                                         last ? bias + p * NR : NULL, reg_act, slope);
             }
         }
     }
@@ -222,7 +242,7 @@ void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, s
 void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t ldx,
                                      size_t rows, REAL *out, size_t ldo, int apply_activation) {
     FM_SYM(FM_CAT(fm_dense_cols_, SFX))(layer, x, ldx, rows, out, ldo, apply_activation, 0,
-                                        (layer->n_out + NR - 1) / NR);
+                                        (layer->n_out + NR - 1) / NR, NULL);
 }
 
 #undef NR

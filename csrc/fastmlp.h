@@ -41,6 +41,9 @@ typedef struct {
 #define FM_ALIGN 64
 #define FM_NR_F32 (FM_PANEL_BYTES / 4)
 #define FM_NR_F64 (FM_PANEL_BYTES / 8)
+/* Inputs per block of the dense kernel: one panel's block (FM_KC x 128 bytes)
+ * stays in L1 while the rows of a tile stream past it. */
+#define FM_KC 256
 
 typedef struct {
     int n_in, n_out;

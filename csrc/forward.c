@@ -23,6 +23,8 @@
 /* A batch of fewer tiles than threads shares each layer by columns from this
  * many multiply-adds on. */
 #define FM_SPLIT_MIN_MACS (1u << 16)
+/* Tiles of fewer rows read x in place (the kernels pack only more than 8 rows). */
+#define FM_PACK_MIN_ROWS 9
 /* Scratch of single-threaded calls up to this size lives on the stack. */
 #define FM_STACK_SCRATCH (16 * 1024)
 
@@ -77,6 +79,10 @@ typedef struct {
 
 static size_t round_up(size_t n, size_t quantum) { return (n + quantum - 1) / quantum * quantum; }
 
+static int fm_panels(int n_out, size_t elem) {
+    return (int)(((size_t)n_out * elem + FM_PANEL_BYTES - 1) / FM_PANEL_BYTES);
+}
+
 static fm_tiling plan_tiles(const fm_layer *layers, int n_layers, size_t rows, size_t elem,
                             int threads) {
     fm_tiling t;
@@ -87,13 +93,17 @@ static fm_tiling plan_tiles(const fm_layer *layers, int n_layers, size_t rows, s
         macs += (double)layers[l].n_in * layers[l].n_out;
     }
     t.stride = round_up(widest, FM_ALIGN / elem);
+    /* Rows 4 KiB apart share L1 sets; one cache line more keeps them apart. */
+    if ((t.stride * elem) % 4096 == 0) t.stride += FM_ALIGN / elem;
     size_t tile = t.stride ? FM_TILE_BYTES / (2 * t.stride * elem) : FM_MAX_TILE_ROWS;
     tile = tile / FM_TILE_QUANTUM * FM_TILE_QUANTUM;
     tile = tile < FM_TILE_QUANTUM ? FM_TILE_QUANTUM : tile;
     tile = tile > FM_MAX_TILE_ROWS ? FM_MAX_TILE_ROWS : tile;
     t.tile = tile < rows ? tile : rows;
     t.n_tiles = (rows + t.tile - 1) / t.tile;
+    /* Two tiles of intermediates, then room to pack a tile's rows for the kernel. */
     t.scratch_bytes = round_up(2 * t.tile * t.stride * elem, FM_ALIGN);
+    if (t.tile >= FM_PACK_MIN_ROWS) t.scratch_bytes += round_up(t.tile, FM_TILE_QUANTUM) * FM_KC * elem;
 
     if (threads <= 0) threads = fm_default_threads();
     t.split_columns = (size_t)threads > t.n_tiles && macs * rows >= FM_SPLIT_MIN_MACS;

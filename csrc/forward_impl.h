@@ -6,13 +6,15 @@
 static void FM_CAT(run_tile_, SFX)(const fm_kernel_table *k, const fm_layer *layers, int n_layers,
                                    const REAL *x, size_t rows, REAL *out, REAL *scratch,
                                    size_t stride, size_t tile) {
+    REAL *apack = tile >= FM_PACK_MIN_ROWS ? scratch + 2 * tile * stride : NULL;
     const REAL *in = x;
     size_t ld_in = (size_t)layers[0].n_in;
     for (int l = 0; l < n_layers; l++) {
         const int last = l + 1 == n_layers;
         REAL *dst = last ? out : scratch + (size_t)(l & 1) * tile * stride;
         const size_t ld_dst = last ? (size_t)layers[l].n_out : stride;
-        k->FM_CAT(dense_, SFX)(&layers[l], in, ld_in, rows, dst, ld_dst, 1);
+        k->FM_CAT(dense_cols_, SFX)(&layers[l], in, ld_in, rows, dst, ld_dst, 1, 0,
+                                    fm_panels(layers[l].n_out, sizeof(REAL)), apack);
         in = dst;
         ld_in = ld_dst;
     }
@@ -33,9 +35,9 @@ static void FM_CAT(run_tile_split_, SFX)(const fm_kernel_table *k, const fm_laye
         const int last = l + 1 == n_layers;
         REAL *dst = last ? out : scratch + (size_t)(l & 1) * tile * stride;
         const size_t ld_dst = last ? (size_t)layers[l].n_out : stride;
-        const int n_panels = (int)((layers[l].n_out * sizeof(REAL) + FM_PANEL_BYTES - 1) / FM_PANEL_BYTES);
+        const int n_panels = fm_panels(layers[l].n_out, sizeof(REAL));
         k->FM_CAT(dense_cols_, SFX)(&layers[l], in, ld_in, rows, dst, ld_dst, 1,
-                                    n_panels * me / team, n_panels * (me + 1) / team);
+                                    n_panels * me / team, n_panels * (me + 1) / team, NULL);
 #pragma omp barrier
         if (layers[l].activation.kind == FM_SOFTMAX && n_panels > 1) {
             /* dense_cols leaves softmax to whoever sees the whole row. */

@@ -9,9 +9,9 @@ typedef struct {
     void (*dense_f64)(const fm_layer *, const double *, size_t, size_t, double *, size_t, int);
     /* The same over a range of column panels [first, end). */
     void (*dense_cols_f32)(const fm_layer *, const float *, size_t, size_t, float *, size_t, int,
-                           int, int);
+                           int, int, float *);
     void (*dense_cols_f64)(const fm_layer *, const double *, size_t, size_t, double *, size_t,
-                           int, int, int);
+                           int, int, int, double *);
     void (*activate_f32)(fm_activation, float *, size_t, size_t, size_t);
     void (*activate_f64)(fm_activation, double *, size_t, size_t, size_t);
 } fm_kernel_table;
@@ -22,9 +22,9 @@ typedef struct {
     void fm_dense_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *,      \
                             size_t, int);                                                    \
     void fm_dense_cols_f32_##sfx(const fm_layer *, const float *, size_t, size_t, float *,   \
-                                 size_t, int, int, int);                                     \
+                                 size_t, int, int, int, float *);                            \
     void fm_dense_cols_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *, \
-                                 size_t, int, int, int);                                     \
+                                 size_t, int, int, int, double *);                           \
     void fm_activate_f32_##sfx(fm_activation, float *, size_t, size_t, size_t);              \
     void fm_activate_f64_##sfx(fm_activation, double *, size_t, size_t, size_t);
 

@@ -47,3 +47,17 @@ def test_gil_is_released_during_compute():
         counter.join()
     # A held GIL would leave the counter only the interpreter's switch slices.
     assert ticks > 1000
+
+
+def test_threadpoolctl_and_omp_num_threads_set_the_default():
+    threadpoolctl = __import__("pytest").importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert fastmlp.build_info()["default_threads"] == 1
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    code = "import fastmlp; print(fastmlp.build_info()['default_threads'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "1", out.stderr

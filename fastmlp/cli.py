@@ -148,7 +148,7 @@ def main(argv=None):
         print(f"fastmlp: error: {_one_line(CLIError(exc.code))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("\nfastmlp: interrupted", file=sys.stderr)
+        print("fastmlp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `fastmlp info m.npz | head -1`: the reader left; that is not an error.
@@ -267,6 +267,7 @@ def cmd_convert(args):
     if suffix not in MODEL_SUFFIXES:
         raise CLIError(f"{args.dest}: cannot write {suffix or '(no suffix)'!r}; "
                        "use .npz or .safetensors")
+    _output_directory(args.dest)
     net = load_model(args.source)
     if args.dtype:
         net = with_dtype(net, args.dtype)
@@ -287,6 +288,13 @@ def _default_file_mode():
     return 0o666 & ~umask
 
 
+def _output_directory(path):
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CLIError(f"{path}: directory {directory} does not exist")
+    return directory
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path beside `path`; move it into place only on success.
@@ -296,9 +304,7 @@ def atomic_output(path):
     format by suffix (net.save) still do.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CLIError(f"{path}: directory {directory} does not exist")
+    directory = _output_directory(path)
     base = os.path.basename(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.", suffix=f".part{_suffix(path)}")
     os.close(fd)
@@ -486,7 +492,7 @@ def read_csv(path, batch_rows, dtype, opts):
     """Chunks of a numeric CSV, parsed batch_rows lines at a time with np.loadtxt."""
     delimiter = opts.delimiter
     size = max(os.path.getsize(path), 1)
-    with open(path, encoding="utf-8", newline=None) as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: skip a BOM from spreadsheet apps
         first = f.readline()
         fields = first.rstrip("\n").split(delimiter)
         header = opts.header if opts.header is not None else not all(map(_is_number, fields))
@@ -683,7 +689,7 @@ def cmd_predict(args):
                 progress.update(len(x), fraction)
         finally:
             writer.close()
-    progress.close()
+            progress.close()  # end the bar's line, so an error message starts a fresh one
     if not args.quiet:
         elapsed = max(time.monotonic() - progress.start, 1e-9)
         print(f"fastmlp: wrote {progress.rows:,} rows x {net.n_outputs} to {args.output} in "

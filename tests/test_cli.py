@@ -182,6 +182,7 @@ def test_info_json(model):
 
 
 def test_convert_npz_safetensors_round_trip(tmp_path, model):
+    pytest.importorskip("safetensors")  # writing .safetensors needs it; reading does not
     st, back = tmp_path / "m.safetensors", tmp_path / "back.npz"
     result = run("convert", model, "-o", st)
     assert result.returncode == 0, result.stderr
@@ -259,6 +260,8 @@ def test_convert_to_unknown_format(tmp_path, model):
     assert_one_line_error(run("convert", model, "-o", tmp_path / "m.onnx"),
                           "use .npz or .safetensors")
     assert not (tmp_path / "m.onnx").exists()
+    assert_one_line_error(run("convert", model, "-o", tmp_path / "no" / "m.npz"),
+                          "directory", "does not exist")
 
 
 def test_bad_option_is_one_line():

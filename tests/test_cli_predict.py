@@ -14,8 +14,15 @@ import pytest
 import fastmlp
 from fastmlp import cli
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+try:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+except ImportError:  # .npy and .csv need nothing but numpy; only .parquet needs pyarrow
+    pa = pq = None
+
+needs_pyarrow = pytest.mark.skipif(pa is None, reason="needs pyarrow")
+PARQUET = pytest.param(".parquet", marks=needs_pyarrow)
+SUFFIXES = [".npy", ".csv", PARQUET]
 
 N_IN = 6
 
@@ -91,9 +98,11 @@ def leftovers(directory):
 # --------------------------------------------------------------------------- formats
 
 
-@pytest.mark.parametrize("src, dst", [(".npy", ".npy"), (".csv", ".csv"),
-                                      (".parquet", ".parquet"), (".npy", ".csv"),
-                                      (".csv", ".parquet"), (".parquet", ".npy")])
+@pytest.mark.parametrize("src, dst", [
+    (".npy", ".npy"), (".csv", ".csv"), (".npy", ".csv"),
+    pytest.param(".parquet", ".parquet", marks=needs_pyarrow),
+    pytest.param(".csv", ".parquet", marks=needs_pyarrow),
+    pytest.param(".parquet", ".npy", marks=needs_pyarrow)])
 def test_round_trip(tmp_path, model, x, src, dst):
     path, net = model
     source = write_input(tmp_path / f"in{src}", x)
@@ -149,25 +158,26 @@ def test_csv_errors_name_the_line(tmp_path, model, x):
     assert leftovers(tmp_path) == [] and not (tmp_path / "o.npy").exists()
 
 
-def test_columns_pick_features(tmp_path, model, x):
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_columns_pick_features(tmp_path, model, x, suffix):
     path, net = model
     with_id = np.column_stack([np.arange(len(x)), x]).astype(np.float32)
     names = ["id"] + [f"f{i}" for i in range(N_IN)]
-    features = ",".join(names[1:])
-    expected = net.forward(x)
-    for suffix, spec in ((".csv", features), (".parquet", features),
-                         (".npy", ",".join(str(i) for i in range(1, N_IN + 1)))):
-        source = write_input(tmp_path / f"in{suffix}", with_id, names=names)
-        out = tmp_path / f"out{suffix}.npy"
-        result = run("predict", path, source, "-o", out, "--columns", spec)
-        assert result.returncode == 0, result.stderr
-        np.testing.assert_allclose(np.load(out), expected, rtol=1e-6)
-        assert_one_line_error(run("predict", path, source, "-o", out),
-                              "has 7 feature columns", "expects 6 inputs")
-    assert_one_line_error(run("predict", path, tmp_path / "in.csv", "-o", out,
-                              "--columns", "f0,nope"), "no column 'nope'", "id, f0")
+    spec = (",".join(str(i) for i in range(1, N_IN + 1)) if suffix == ".npy"
+            else ",".join(names[1:]))
+    source = write_input(tmp_path / f"in{suffix}", with_id, names=names)
+    out = tmp_path / "out.npy"
+    result = run("predict", path, source, "-o", out, "--columns", spec)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(np.load(out), net.forward(x), rtol=1e-6)
+    assert_one_line_error(run("predict", path, source, "-o", out),
+                          "has 7 feature columns", "expects 6 inputs")
+    if suffix != ".npy":
+        assert_one_line_error(run("predict", path, source, "-o", out, "--columns", "f0,nope"),
+                              "no column 'nope'", "id, f0")
 
 
+@needs_pyarrow
 def test_parquet_checks_column_types_and_nulls(tmp_path, model, x):
     path = model[0]
     table = pa.table({f"f{i}": x[:, i] for i in range(N_IN)})
@@ -298,13 +308,14 @@ def wide(tmp_path_factory):
     del big
     with open(d / "big.csv", "w") as f:  # 200,000 rows: parsing text is the slow part
         f.write(text.getvalue() * 20)
-    table = pa.table({f"f{i}": block[:, i] for i in range(64)})
-    with pq.ParquetWriter(d / "big.parquet", table.schema) as w:
-        for _ in range(rows // block_rows):
-            w.write_table(table, row_group_size=block_rows)
     np.save(d / "tiny.npy", block[:100])
     np.savetxt(d / "tiny.csv", block[:100], delimiter=",", fmt="%.5g")
-    pq.write_table(table.slice(0, 100), d / "tiny.parquet")
+    if pa is not None:
+        table = pa.table({f"f{i}": block[:, i] for i in range(64)})
+        with pq.ParquetWriter(d / "big.parquet", table.schema) as w:
+            for _ in range(rows // block_rows):
+                w.write_table(table, row_group_size=block_rows)
+        pq.write_table(table.slice(0, 100), d / "tiny.parquet")
     return d, net, block
 
 
@@ -321,7 +332,7 @@ def peak_rss_mib(*args):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss units differ")
-@pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", SUFFIXES)
 def test_memory_stays_flat_on_large_inputs(wide, suffix):
     d, net, block = wide
     size_mib = os.path.getsize(d / f"big{suffix}") / 2**20
@@ -383,3 +394,15 @@ def test_progress_bar_on_a_terminal(wide):
     text = seen.decode()
     assert "\r[" in text and "rows/s" in text and "100%" in text
     assert "wrote 400,000 rows x 10" in text
+
+
+def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, model):
+    (tmp_path / "in.parquet").write_bytes(b"PAR1")
+    code = ("import sys; sys.modules['pyarrow'] = None\n"
+            "from fastmlp.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    result = subprocess.run([sys.executable, "-c", code, "predict", str(model[0]),
+                             str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.npy")],
+                            capture_output=True, text=True, timeout=60)
+    assert_one_line_error(result, ".parquet files need pyarrow: pip install pyarrow")
+    assert leftovers(tmp_path) == []

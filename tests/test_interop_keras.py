@@ -220,7 +220,8 @@ def test_refuses_subclassed_unbuilt_and_higher_rank_models():
     custom(np.zeros((1, 3), "float32"))
     refusal(custom, "subclassed Model")
     refusal(keras.Sequential([layers.Dense(2, name="lazy")]), "layer 'lazy'", "not built")
-    refusal(keras.Sequential([keras.Input((3, 4)), layers.Dense(2)]), "inputs of shape (None, 3, 4)")
+    refusal(keras.Sequential([keras.Input((3, 4)), layers.Dense(2)]),
+            "inputs of shape (None, 3, 4)")
     with pytest.raises(TypeError, match="Keras model or layer"):
         from_keras("model.keras")
 

@@ -202,7 +202,8 @@ MALFORMED = {
     "bad dtype name": (dict(dtype="float16"), None, "dtype is 'float16'"),
     "no layers": (dict(layers=[]), None, "'layers' is missing"),
     "unknown activation": (
-        dict(layers=[{"activation": "swoosh", "params": {}}] * 2), None, "unknown activation 'swoosh'"),
+        dict(layers=[{"activation": "swoosh", "params": {}}] * 2), None,
+        "unknown activation 'swoosh'"),
     "layer not a dict": (dict(layers=["relu", "relu"]), None, "layer 0: expected"),
     "text parameter": (
         dict(layers=[{"activation": "elu", "params": {"alpha": "big"}}] * 2), None, "not a number"),

@@ -78,7 +78,8 @@ class DenseChain:
         if self._layers and self._layers[-1][2] is None and self._pending is None:
             layer = self._layers[-1]
             m = layer[0].shape[1]
-            scale, shift = self._vector(scale, m, where, "scale"), self._vector(shift, m, where, "shift")
+            scale = self._vector(scale, m, where, "scale")
+            shift = self._vector(shift, m, where, "shift")
             layer[0] = layer[0] * scale
             layer[1] = layer[1] * scale + shift
         elif self._pending is None:

@@ -1,0 +1,413 @@
+"""Convert an ONNX model whose graph is a chain of dense layers and activations to a Network.
+
+The graph is walked from its one data input to its one output. Every step must consume the
+current value and constants only (initializers, Constant nodes, Identity of constants):
+
+- Gemm (transA=0, any transB / alpha / beta, constant C) and MatMul by a constant 2-D matrix
+  start a dense layer; Add / Sub / Mul / Div by a per-feature constant and
+  BatchNormalization (inference) are affine maps folded into the adjacent dense layer;
+- Relu, Tanh, Sigmoid, Softmax over the last axis, LeakyRelu, Elu, Gelu, Softplus are the
+  layer's activation; Identity, Dropout (inference), Flatten(axis=1) and a Reshape that keeps
+  (batch, features) are no-ops;
+- two multi-node patterns PyTorch's exporters write are recognised: SiLU as
+  ``Mul(x, Sigmoid(x))`` and Softplus with a threshold as
+  ``Where(Greater(beta*x, threshold), x, Softplus(beta*x) / beta)``.
+
+Anything else -- an unknown op, a weight computed at run time, a branch -- is refused with a
+ValueError naming the node.
+"""
+
+import os
+
+import numpy as np
+
+from ._chain import DenseChain, require
+
+_FLOAT_TYPES = {1: np.dtype(np.float32), 11: np.dtype(np.float64)}  # TensorProto.FLOAT, DOUBLE
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+# Float attributes are 32-bit in ONNX, defaults included: runtimes use these values.
+_FLOAT_ATTRIBUTE_001 = float(np.float32(0.01))
+_FLOAT_ATTRIBUTE_1E_5 = float(np.float32(1e-5))
+
+
+def from_onnx(model):
+    """Returns a :class:`fastmlp.Network` computing the ONNX model on (batch, features) input.
+
+    ``model`` is a path, the serialized bytes, or an ``onnx.ModelProto``. The dtype is the
+    input's element type (float or double).
+    """
+    onnx = require("onnx", "onnx", "from_onnx")
+    proto = _load(model, onnx)
+    return _Walker(proto, onnx).network()
+
+
+def _load(model, onnx):
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        load, source = onnx.load_from_string, "the bytes given"
+        model = bytes(model)
+    elif isinstance(model, (str, os.PathLike)):
+        load, source = onnx.load, os.fspath(model)
+    else:
+        raise TypeError(
+            f"from_onnx expects a path, bytes or onnx.ModelProto, got {type(model).__name__}"
+        )
+    try:
+        return load(model)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:  # protobuf's DecodeError and friends: the file is not ONNX
+        raise ValueError(f"{source} is not a readable ONNX model: {exc}") from exc
+
+
+def _where(node):
+    return f"node {node.name or '<unnamed>'!r} ({node.op_type})"
+
+
+class _Walker:
+    """Follows the graph's value chain from input to output, feeding a DenseChain."""
+
+    def __init__(self, proto, onnx):
+        self.onnx = onnx
+        self.graph = proto.graph
+        self.opset = next(
+            (op.version for op in proto.opset_import if op.domain in _DEFAULT_DOMAINS), 1
+        )
+        self.constants = self._constants()
+        self.consumers = {}
+        self.producer = {}
+        for node in self.graph.node:
+            if not self._is_constant_node(node):
+                for name in dict.fromkeys(node.input):  # once per node, even for Mul(x, x)
+                    self.consumers.setdefault(name, []).append(node)
+                for name in node.output:
+                    self.producer[name] = node
+        self.visited = set()
+
+    # -- constants ------------------------------------------------------------------------
+
+    def _constants(self):
+        from onnx import numpy_helper
+
+        constants = {}
+        try:
+            for init in self.graph.initializer:
+                constants[init.name] = numpy_helper.to_array(init)
+            for node in self.graph.node:  # nodes are in topological order
+                if node.op_type == "Constant" and node.domain in _DEFAULT_DOMAINS:
+                    constants[node.output[0]] = self._constant_value(node, numpy_helper)
+                elif node.op_type == "Identity" and node.input[0] in constants:
+                    constants[node.output[0]] = constants[node.input[0]]
+        except ValueError:
+            raise
+        except Exception as exc:  # e.g. external data that was not loaded
+            raise ValueError(f"cannot read the model's constants: {exc}") from exc
+        return constants
+
+    def _constant_value(self, node, numpy_helper):
+        attrs = self._attrs(node)
+        if "value" in attrs:
+            return numpy_helper.to_array(attrs["value"])
+        for key in ("value_float", "value_floats", "value_int", "value_ints"):
+            if key in attrs:
+                return np.asarray(attrs[key])
+        raise ValueError(f"{_where(node)}: unsupported kind of constant {sorted(attrs)}")
+
+    def _is_constant_node(self, node):
+        return all(name in self.constants for name in node.output) and node.op_type in (
+            "Constant",
+            "Identity",
+        )
+
+    def _const(self, node, index, what):
+        """The constant input ``index`` of ``node``, or ValueError."""
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        name = node.input[index]
+        if name not in self.constants:
+            raise ValueError(
+                f"{_where(node)}: {what} ({name!r}) is not a constant (initializer or Constant "
+                "node); fastmlp needs fixed weights"
+            )
+        return self.constants[name]
+
+    def _feature_constant(self, node, index, what):
+        """A constant that broadcasts per feature over (batch, features): a scalar, (M,), (1, M)."""
+        value = np.asarray(self._const(node, index, what))
+        if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != 1):
+            raise ValueError(
+                f"{_where(node)}: {what} of shape {value.shape} is not a per-feature constant"
+            )
+        return self._float(value.reshape(-1) if value.size > 1 else value.reshape(()), node, what)
+
+    def _float(self, value, node, what):
+        if value.dtype.kind != "f":
+            raise ValueError(f"{_where(node)}: {what} has dtype {value.dtype}, expected floats")
+        return value
+
+    @staticmethod
+    def _attrs(node):
+        from onnx import helper
+
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    # -- the walk -------------------------------------------------------------------------
+
+    def network(self):
+        data, output = self._endpoints()
+        self.chain = DenseChain(width=self.width)
+        value = data
+        while value != output:
+            value = self._step(value)
+        stray = [n for n in self.graph.node
+                 if id(n) not in self.visited and not self._is_constant_node(n)]
+        if stray:
+            raise ValueError(
+                f"{_where(stray[0])}: not on the chain from the input to the output "
+                "(only graphs that are a single chain are supported)"
+            )
+        return self.chain.build(self.dtype, "the ONNX graph")
+
+    def _endpoints(self):
+        inputs = [i for i in self.graph.input if i.name not in self.constants]
+        if len(inputs) != 1 or len(self.graph.output) != 1:
+            raise ValueError(
+                f"the graph has {len(inputs)} data inputs and {len(self.graph.output)} outputs; "
+                "only single-input, single-output chains are supported"
+            )
+        tensor_type = inputs[0].type.tensor_type
+        if tensor_type.elem_type not in _FLOAT_TYPES:
+            name = self.onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+            raise ValueError(f"input {inputs[0].name!r} has element type {name}; "
+                             "fastmlp computes in FLOAT or DOUBLE")
+        self.dtype = _FLOAT_TYPES[tensor_type.elem_type]
+        self.width = None
+        if tensor_type.HasField("shape"):
+            dims = tensor_type.shape.dim
+            if len(dims) != 2:
+                raise ValueError(f"input {inputs[0].name!r} has rank {len(dims)}; fastmlp "
+                                 "networks take (batch, features)")
+            self.width = dims[1].dim_value or None
+        return inputs[0].name, self.graph.output[0].name
+
+    def _step(self, value):
+        """Consumes the node(s) reading ``value``; returns the value they produce."""
+        consumers = self.consumers.get(value, [])
+        if not consumers:
+            raise ValueError(f"value {value!r} is not consumed by any node and is not the "
+                             "graph output")
+        if len(consumers) > 1:
+            return self._pattern(value, consumers)
+        node = consumers[0]
+        if node.domain not in _DEFAULT_DOMAINS:
+            raise ValueError(f"{_where(node)}: operator of domain {node.domain!r} is unknown")
+        handler = getattr(self, f"_op_{node.op_type}", None)
+        if handler is None:
+            raise ValueError(f"{_where(node)}: unsupported operator; supported: {SUPPORTED}")
+        # The data must be the first input and every other input a constant; Add and Mul
+        # commute, so there the data may come second.
+        first = 1 if node.op_type in ("Add", "Mul") and node.input[1:2] == [value] else 0
+        if node.input[first] != value or list(node.input).count(value) != 1:
+            raise ValueError(f"{_where(node)}: the data must be its first input and every "
+                             "other input a constant")
+        self.visited.add(id(node))
+        handler(node, _where(node), self._attrs(node))
+        return node.output[0]
+
+    # -- operators (each receives a node whose first input is the data) ------------------
+
+    def _op_Gemm(self, node, where, attrs):
+        if attrs.get("transA", 0):
+            raise ValueError(f"{where}: transA=1 transposes the data (batch x features)")
+        b = self._float(np.asarray(self._const(node, 1, "B")), node, "B")
+        if b.ndim != 2:
+            raise ValueError(f"{where}: B has shape {b.shape}, expected a matrix")
+        weights = (b.T if attrs.get("transB", 0) else b).astype(np.float64)
+        alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+        if alpha != 1.0:
+            weights = weights * alpha
+        c = None
+        if len(node.input) > 2 and node.input[2]:
+            c = self._feature_constant(node, 2, "C").astype(np.float64) * beta
+        self.chain.dense(weights, c, where)
+
+    def _op_MatMul(self, node, where, attrs):
+        w = self._float(np.asarray(self._const(node, 1, "the second input")), node, "weights")
+        if w.ndim != 2:
+            raise ValueError(f"{where}: weights have shape {w.shape}, expected a matrix")
+        self.chain.dense(w, None, where)
+
+    def _other(self, node):
+        """Index of the constant operand of Add / Mul, whose data input may be either."""
+        return 0 if node.input[0] in self.constants else 1
+
+    def _op_Add(self, node, where, attrs):
+        addend = self._feature_constant(node, self._other(node), "the addend")
+        self.chain.affine(None, addend, where)
+
+    def _op_Sub(self, node, where, attrs):
+        self.chain.affine(None, -self._feature_constant(node, 1, "the subtrahend"), where)
+
+    def _op_Mul(self, node, where, attrs):
+        factor = self._feature_constant(node, self._other(node), "the factor")
+        self.chain.affine(factor, None, where)
+
+    def _op_Div(self, node, where, attrs):
+        # x / c becomes x * (1/c): equal up to one rounding.
+        self.chain.affine(1.0 / self._feature_constant(node, 1, "the divisor"), None, where)
+
+    def _op_BatchNormalization(self, node, where, attrs):
+        if attrs.get("training_mode", 0) or any(self.consumers.get(o) for o in node.output[1:]):
+            raise ValueError(f"{where}: training mode (batch statistics) is not supported")
+        scale, bias, mean, var = (
+            self._feature_constant(node, i, what).astype(np.float64)
+            for i, what in enumerate(("scale", "B", "input_mean", "input_var"), start=1)
+        )
+        factor = scale / np.sqrt(var + attrs.get("epsilon", _FLOAT_ATTRIBUTE_1E_5))
+        self.chain.affine(factor, bias - mean * factor, where)
+
+    def _op_Relu(self, node, where, attrs):
+        self.chain.activation("relu", {}, where)
+
+    def _op_Tanh(self, node, where, attrs):
+        self.chain.activation("tanh", {}, where)
+
+    def _op_Sigmoid(self, node, where, attrs):
+        self.chain.activation("sigmoid", {}, where)
+
+    def _op_Softmax(self, node, where, attrs):
+        # Opset >= 13 defaults to axis -1; older opsets to 1 and coerce the input to 2-D at
+        # the axis. On a (batch, features) input both 1 and -1 mean softmax over each row.
+        axis = attrs.get("axis", -1 if self.opset >= 13 else 1)
+        if axis not in (1, -1):
+            raise ValueError(f"{where}: softmax over axis {axis} is not over the features "
+                             "(fastmlp applies softmax over each row)")
+        self.chain.activation("softmax", {}, where)
+
+    def _op_LeakyRelu(self, node, where, attrs):
+        alpha = attrs.get("alpha", _FLOAT_ATTRIBUTE_001)
+        self.chain.activation("leaky_relu", {"negative_slope": alpha}, where)
+
+    def _op_Elu(self, node, where, attrs):
+        self.chain.activation("elu", {"alpha": attrs.get("alpha", 1.0)}, where)
+
+    def _op_Gelu(self, node, where, attrs):
+        approximate = attrs.get("approximate", b"none").decode()
+        names = {"none": "gelu", "tanh": "gelu_tanh"}
+        if approximate not in names:
+            raise ValueError(f"{where}: unknown approximate={approximate!r}")
+        self.chain.activation(names[approximate], {}, where)
+
+    def _op_Softplus(self, node, where, attrs):
+        # ONNX Softplus is log(exp(x) + 1) everywhere: no threshold.
+        self.chain.activation("softplus", {"beta": 1.0, "threshold": float("inf")}, where)
+
+    def _op_Identity(self, node, where, attrs):
+        pass
+
+    def _op_Dropout(self, node, where, attrs):
+        training = self._const(node, 2, "training_mode")
+        if (training is not None and bool(training)) or any(
+            self.consumers.get(o) for o in node.output[1:]
+        ):
+            raise ValueError(f"{where}: dropout in training mode (or its mask used)")
+
+    def _op_Flatten(self, node, where, attrs):
+        if attrs.get("axis", 1) not in (1, -1):
+            raise ValueError(f"{where}: axis {attrs['axis']} merges the batch dimension")
+
+    def _op_Reshape(self, node, where, attrs):
+        shape = [int(d) for d in np.asarray(self._const(node, 1, "the shape")).reshape(-1)]
+        copy = not attrs.get("allowzero", 0)  # 0 copies the input's dimension
+        keeps_batch = len(shape) == 2 and (shape[0] == -1 or (shape[0] == 0 and copy))
+        keeps_width = len(shape) == 2 and (
+            (self.chain.width is not None and shape[1] == self.chain.width)
+            or (shape[1] == 0 and copy)
+            or (shape[1] == -1 and shape[0] == 0 and copy)
+        )
+        if not (keeps_batch and keeps_width):
+            raise ValueError(f"{where}: reshape to {shape} does not keep (batch, features)")
+
+    # -- multi-node patterns --------------------------------------------------------------
+
+    def _pattern(self, value, consumers):
+        for match in (self._silu, self._thresholded_softplus):
+            found = match(value, consumers)
+            if found is not None:
+                nodes, output, (name, params) = found
+                self._check_closed(value, nodes, output)
+                self.visited.update(id(n) for n in nodes)
+                self.chain.activation(name, params, _where(nodes[-1]))
+                return output
+        names = ", ".join(_where(n) for n in consumers)
+        raise ValueError(
+            f"the graph branches at value {value!r} (read by {names}) and this is not a "
+            "recognised activation pattern; only chains are supported (for a GELU exported "
+            "in pieces, export with opset_version >= 20 to get one Gelu node)"
+        )
+
+    def _check_closed(self, value, nodes, output):
+        """Nothing outside the pattern reads its inner values."""
+        inside = {id(n) for n in nodes}
+        inner = {value} | {o for n in nodes for o in n.output if o != output}
+        for name in inner:
+            for reader in self.consumers.get(name, []):
+                if id(reader) not in inside:
+                    raise ValueError(f"{_where(reader)}: reads {name!r} from inside an "
+                                     "activation pattern; only chains are supported")
+
+    def _node(self, name, op_type):
+        """The standard-domain node of ``op_type`` producing ``name``, if that is its producer."""
+        node = self.producer.get(name)
+        if node is None or node.op_type != op_type or node.domain not in _DEFAULT_DOMAINS:
+            return None
+        return node
+
+    def _silu(self, value, consumers):
+        """x * Sigmoid(x)."""
+        for mul in consumers:
+            if mul.op_type != "Mul" or value not in mul.input:
+                continue
+            other = mul.input[1] if mul.input[0] == value else mul.input[0]
+            sigmoid = self._node(other, "Sigmoid")
+            if sigmoid is not None and list(sigmoid.input) == [value]:
+                return [sigmoid, mul], mul.output[0], ("silu", {})
+        return None
+
+    def _thresholded_softplus(self, value, consumers):
+        """PyTorch's softplus: Where(beta*x > threshold, x, Softplus(beta*x) / beta)."""
+        for where in consumers:
+            if where.op_type != "Where" or len(where.input) != 3 or where.input[1] != value:
+                continue
+            greater = self._node(where.input[0], "Greater")
+            if greater is None or greater.input[1] not in self.constants:
+                continue
+            threshold = np.asarray(self.constants[greater.input[1]])
+            scaled, nodes = greater.input[0], [greater]
+            beta, result = np.float64(1.0), where.input[2]
+            if scaled != value:  # beta != 1: Div(Softplus(Mul(x, beta)), beta)
+                mul, div = self._node(scaled, "Mul"), self._node(result, "Div")
+                if mul is None or div is None or mul.input[0] != value:
+                    continue
+                beta = self.constants.get(mul.input[1])
+                if beta is None or not np.array_equal(self.constants.get(div.input[1]), beta):
+                    continue
+                result = div.input[0]
+                nodes += [mul, div]
+            softplus = self._node(result, "Softplus")
+            if softplus is None or list(softplus.input) != [scaled]:
+                continue
+            if np.size(beta) != 1 or threshold.size != 1:
+                continue
+            params = {"beta": float(np.reshape(beta, ())), "threshold": float(threshold.item())}
+            return nodes + [softplus, where], where.output[0], ("softplus", params)
+        return None
+
+
+SUPPORTED = (
+    "Gemm, MatMul, Add, Sub, Mul, Div (by per-feature constants), BatchNormalization, Relu, "
+    "Tanh, Sigmoid, Softmax, LeakyRelu, Elu, Gelu, Softplus, Identity, Dropout, Flatten, Reshape"
+)
+
+__all__ = ["from_onnx"]

@@ -1,0 +1,455 @@
+"""from_onnx: hand-built graphs checked against onnxruntime / the ONNX reference evaluator,
+models exported by both PyTorch exporters, and every refusal."""
+import io
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+import fastmlp  # noqa: E402
+from fastmlp.interop import from_onnx  # noqa: E402
+
+DTYPES = [np.float32, np.float64]
+ELEM = {np.float32: TensorProto.FLOAT, np.float64: TensorProto.DOUBLE}
+
+
+def tolerance(dtype):
+    return 1e-5 if dtype == np.float32 else 1e-12
+
+
+def make_model(nodes, initializers, dtype=np.float32, n_inputs=4, opset=20, input_dims=None,
+               outputs=("y",), check=True):
+    """A model from nodes and {name: array} initializers; input 'x' is (batch, n_inputs)."""
+    dims = input_dims if input_dims is not None else ["batch", n_inputs]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", ELEM[dtype], dims)],
+        [helper.make_tensor_value_info(name, ELEM[dtype], [None, None]) for name in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    if check:
+        onnx.checker.check_model(model)
+    return model
+
+
+def reference(model, x):
+    """onnxruntime for float32; the ONNX reference evaluator for float64, which onnxruntime
+    lacks for several activations."""
+    if x.dtype == np.float32:
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        return session.run(None, {model.graph.input[0].name: x})[0]
+    return ReferenceEvaluator(model).run(None, {model.graph.input[0].name: x})[0]
+
+
+def check(model, dtype, expected=None, scale=3.0):
+    net = from_onnx(model)
+    assert net.dtype == dtype
+    x = (np.random.default_rng(0).normal(size=(64, net.n_inputs)) * scale).astype(dtype)
+    want = reference(model, x) if expected is None else expected(x)
+    tol = tolerance(dtype)
+    np.testing.assert_allclose(net(x), want, rtol=tol, atol=tol * np.abs(want).max())
+    return net
+
+
+def weights(dtype, *shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(size=s) / math.sqrt(s[0] if len(s) == 2 else 1)).astype(dtype)
+            for s in shapes]
+
+
+def two_layers(dtype, op, attrs, opset=20):
+    """Gemm (transB=1, as PyTorch writes it) -> op -> MatMul + Add -> op."""
+    w1, b1, w2, b2 = weights(dtype, (6, 4), (6,), (6, 3), (3,))
+    nodes = [
+        helper.make_node("Gemm", ["x", "W1", "B1"], ["h"], name="gemm", transB=1),
+        helper.make_node(op, ["h"], ["a"], name="act1", **attrs),
+        helper.make_node("MatMul", ["a", "W2"], ["m"], name="matmul"),
+        helper.make_node("Add", ["m", "B2"], ["z"], name="add"),
+        helper.make_node(op, ["z"], ["y"], name="act2", **attrs),
+    ]
+    return make_model(nodes, {"W1": w1, "B1": b1, "W2": w2, "B2": b2}, dtype, opset=opset)
+
+
+def gelu(z, tanh=False):
+    if tanh:
+        return 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3)))
+    return 0.5 * z * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+
+
+ACTIVATIONS = [
+    ("Relu", {}, "relu", {}),
+    ("Tanh", {}, "tanh", {}),
+    ("Sigmoid", {}, "sigmoid", {}),
+    ("Softmax", {}, "softmax", {}),
+    ("Softmax", {"axis": 1}, "softmax", {}),
+    ("LeakyRelu", {}, "leaky_relu", {"negative_slope": float(np.float32(0.01))}),
+    ("LeakyRelu", {"alpha": 0.25}, "leaky_relu", {"negative_slope": 0.25}),
+    ("Elu", {}, "elu", {"alpha": 1.0}),
+    ("Elu", {"alpha": 0.5}, "elu", {"alpha": 0.5}),
+    ("Gelu", {}, "gelu", {}),
+    ("Gelu", {"approximate": "tanh"}, "gelu_tanh", {}),
+    ("Softplus", {}, "softplus", {"beta": 1.0, "threshold": math.inf}),
+    ("Identity", {}, "identity", {}),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("op, attrs, name, params", ACTIVATIONS, ids=lambda v: str(v))
+def test_activation_ops(dtype, op, attrs, name, params):
+    model = two_layers(dtype, op, attrs)
+    expected = None
+    if op == "Gelu" and dtype == np.float64:  # the reference evaluator's Gelu is not float64-exact
+        w1, b1, w2, b2 = weights(dtype, (6, 4), (6,), (6, 3), (3,))
+        tanh = bool(attrs)
+        expected = lambda x: gelu(gelu(x @ w1.T + b1, tanh) @ w2 + b2, tanh)  # noqa: E731
+    net = check(model, dtype, expected, scale=10.0)  # large enough to reach softplus' far side
+    assert net.activations == (name, name)
+    assert net.activation_params[0] == (params or fastmlp.ACTIVATION_DEFAULTS[name])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (0.5, 2.0), (-1.5, 0.0)])
+@pytest.mark.parametrize("c_shape", [(3,), (1, 3), (), (1,), None], ids=str)
+def test_gemm_attributes(dtype, trans_b, alpha, beta, c_shape):
+    (w,) = weights(dtype, (3, 4) if trans_b else (4, 3))
+    inits = {"W": w}
+    inputs = ["x", "W"]
+    if c_shape is not None:
+        inits["C"] = np.random.default_rng(1).normal(size=c_shape).astype(dtype)
+        inputs.append("C")
+    node = helper.make_node("Gemm", inputs, ["y"], name="g", transB=trans_b, alpha=alpha,
+                            beta=beta)
+    net = check(make_model([node], inits, dtype), dtype)
+    assert net.shapes == [(4, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_matmul_with_elementwise_constants(dtype):
+    w1, w2, b, s, d = weights(dtype, (4, 5), (5, 3), (5,), (5,), (1, 3), seed=2)
+    nodes = [
+        helper.make_node("MatMul", ["x", "W1"], ["m"]),
+        helper.make_node("Add", ["B", "m"], ["a"]),  # the data second: Add commutes
+        helper.make_node("Mul", ["a", "S"], ["p"]),
+        helper.make_node("Sub", ["p", "half"], ["q"]),  # a scalar
+        helper.make_node("Tanh", ["q"], ["t"]),
+        helper.make_node("Mul", ["two", "t"], ["u"]),  # after the activation: into the next
+        helper.make_node("Add", ["u", "B"], ["v"]),
+        helper.make_node("MatMul", ["v", "W2"], ["r"]),
+        helper.make_node("Div", ["r", "D"], ["y"]),
+    ]
+    inits = {"W1": w1, "W2": w2, "B": b, "S": s, "D": np.abs(d) + 0.5,
+             "half": np.array(0.5, dtype), "two": np.array([2.0], dtype)}
+    net = check(make_model(nodes, inits, dtype, n_inputs=4), dtype)
+    assert net.activations == ("tanh", "identity")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_weights_from_constant_nodes_and_identities(dtype):
+    # PyTorch's TorchScript exporter reuses initializers through Identity nodes.
+    w1, w2 = weights(dtype, (4, 3), (3, 2), seed=3)
+    nodes = [
+        helper.make_node("Constant", [], ["W1"], value=numpy_helper.from_array(w1)),
+        helper.make_node("Identity", ["W2src"], ["W2"]),
+        helper.make_node("Constant", [], ["B"], value_floats=[0.5, -0.5])
+        if dtype == np.float32 else
+        helper.make_node("Constant", [], ["B"], value=numpy_helper.from_array(
+            np.array([0.5, -0.5]))),
+        helper.make_node("MatMul", ["x", "W1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "W2", "B"], ["y"]),
+    ]
+    net = check(make_model(nodes, {"W2src": w2}, dtype), dtype)
+    np.testing.assert_array_equal(net.weights[0], w1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_batchnormalization_folding(dtype):
+    rng = np.random.default_rng(4)
+    w1, w2 = weights(dtype, (4, 5), (5, 2), seed=4)
+
+    def bn_inputs(prefix, n):
+        return {f"{prefix}s": rng.uniform(0.5, 1.5, n), f"{prefix}b": rng.uniform(-1, 1, n),
+                f"{prefix}m": rng.uniform(-1, 1, n), f"{prefix}v": rng.uniform(0.5, 1.5, n)}
+
+    def bn(prefix, x, y, **attrs):
+        return helper.make_node("BatchNormalization", [x] + [prefix + k for k in "sbmv"], [y],
+                                name=prefix, **attrs)
+
+    inits = {"W1": w1, "W2": w2, **bn_inputs("first", 4), **bn_inputs("mid", 5),
+             **bn_inputs("late", 5)}
+    inits = {k: np.asarray(v, dtype) for k, v in inits.items()}
+    nodes = [bn("first", "x", "n0"), helper.make_node("MatMul", ["n0", "W1"], ["h"]),
+             bn("mid", "h", "n1", epsilon=1e-3), helper.make_node("Sigmoid", ["n1"], ["a"]),
+             bn("late", "a", "n2", training_mode=0),
+             helper.make_node("MatMul", ["n2", "W2"], ["y"])]
+    net = check(make_model(nodes, inits, dtype), dtype)
+    assert net.shapes == [(4, 5), (5, 2)]
+
+
+@pytest.mark.parametrize("opset, attrs", [(11, {}), (11, {"axis": 1}), (11, {"axis": -1}),
+                                          (13, {}), (13, {"axis": 1}), (20, {"axis": -1})])
+def test_softmax_over_the_features_in_every_opset(opset, attrs):
+    model = two_layers(np.float32, "Softmax", attrs, opset=opset)
+    assert check(model, np.float32).activations == ("softmax", "softmax")
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+@pytest.mark.parametrize("axis", [0, -2])
+def test_softmax_over_the_batch_is_refused(opset, axis):
+    refusal(two_layers(np.float32, "Softmax", {"axis": axis}, opset=opset),
+            "node 'act1' (Softmax)", f"axis {axis}")
+
+
+@pytest.mark.parametrize("no_op", [
+    helper.make_node("Flatten", ["x"], ["f"], axis=1),
+    helper.make_node("Flatten", ["x"], ["f"]),
+    helper.make_node("Reshape", ["x", "shape_keep"], ["f"]),
+    helper.make_node("Reshape", ["x", "shape_infer"], ["f"]),
+    helper.make_node("Reshape", ["x", "shape_copy"], ["f"]),
+    helper.make_node("Identity", ["x"], ["f"]),
+    helper.make_node("Dropout", ["x"], ["f"]),
+    helper.make_node("Dropout", ["x", "ratio", "no"], ["f", "mask"]),
+], ids=lambda n: f"{n.op_type}{list(n.input)[1:]}{len(n.attribute)}")
+def test_no_op_nodes(no_op):
+    (w,) = weights(np.float32, (4, 2))
+    inits = {"W": w, "shape_keep": np.array([-1, 4]), "shape_infer": np.array([0, -1]),
+             "shape_copy": np.array([-1, 0]), "ratio": np.array(0.5, np.float32),
+             "no": np.array(False)}
+    model = make_model([no_op, helper.make_node("MatMul", ["f", "W"], ["y"])], inits)
+    assert check(model, np.float32).shapes == [(4, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("data_first", [True, False])
+def test_silu_pattern(dtype, data_first):
+    (w,) = weights(dtype, (4, 3))
+    mul_inputs = ["h", "s"] if data_first else ["s", "h"]
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
+             helper.make_node("Sigmoid", ["h"], ["s"]),
+             helper.make_node("Mul", mul_inputs, ["y"])]
+    assert check(make_model(nodes, {"W": w}, dtype), dtype).activations == ("silu",)
+
+
+def softplus_pattern(dtype, beta, threshold):
+    """What PyTorch's default exporter writes for Softplus(beta, threshold)."""
+    (w,) = weights(dtype, (4, 3))
+    inits = {"W": w, "T": np.array(threshold, dtype), "B": np.array(beta, dtype)}
+    scaled = "h" if beta == 1.0 else "hb"
+    result = "sp" if beta == 1.0 else "spb"
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        *([helper.make_node("Mul", ["h", "B"], ["hb"])] if beta != 1.0 else []),
+        helper.make_node("Softplus", [scaled], ["sp"]),
+        *([helper.make_node("Div", ["sp", "B"], ["spb"])] if beta != 1.0 else []),
+        helper.make_node("Greater", [scaled, "T"], ["g"]),
+        helper.make_node("Where", ["g", "h", result], ["y"]),
+    ]
+    return make_model(nodes, inits, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("beta, threshold", [(1.0, 20.0), (1.0, 1.5), (2.0, 1.0), (0.5, 3.0)])
+def test_thresholded_softplus_pattern(dtype, beta, threshold):
+    net = check(softplus_pattern(dtype, beta, threshold), dtype)
+    assert net.activations == ("softplus",)
+    assert net.activation_params[0] == {"beta": beta, "threshold": threshold}
+
+
+def test_a_where_that_is_not_softplus_is_a_branch():
+    (w,) = weights(np.float32, (4, 3))
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Greater", ["h", "T"], ["g"]),
+             helper.make_node("Where", ["g", "h", "r"], ["y"])]
+    refusal(make_model(nodes, {"W": w, "T": np.array(1.0, np.float32)}), "branches at value 'h'")
+
+
+def test_input_forms(tmp_path):
+    model = two_layers(np.float32, "Relu", {})
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    data = model.SerializeToString()
+    for source in (model, data, bytearray(data), str(path), path):
+        net = from_onnx(source)
+        assert net.shapes == [(4, 6), (6, 3)] and net.activations == ("relu", "relu")
+    assert fastmlp.from_onnx(path).shapes == [(4, 6), (6, 3)]
+
+
+# -- models written by PyTorch's exporters ----------------------------------------------------
+
+def torch_mlp(torch, dtype):
+    nn = torch.nn
+    torch.manual_seed(0)
+    bn = nn.BatchNorm1d(6)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 1.5)
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), bn, nn.Tanh(),
+        nn.Linear(6, 6), nn.SiLU(), nn.Linear(6, 6), nn.GELU(), nn.Linear(6, 6),
+        nn.GELU("tanh"), nn.Linear(6, 6), nn.Softplus(), nn.Linear(6, 6),
+        # Parameters exact in float32, as ONNX stores float attributes in 32 bits.
+        nn.Softplus(beta=2.0, threshold=1.0), nn.Linear(6, 6), nn.LeakyReLU(0.25),
+        nn.Linear(6, 6), nn.ELU(0.5), nn.Linear(6, 6, bias=False), nn.Dropout(), nn.Sigmoid(),
+        nn.Linear(6, 3), nn.Softmax(dim=-1),
+    ).to(dtype).eval()
+
+
+def export(torch, model, x, dynamo, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            batch = torch.export.Dim("batch")
+            program = torch.onnx.export(model, (x,), dynamo=True, verbose=False,
+                                        dynamic_shapes=({0: batch},), **kwargs)
+            return program.model_proto
+        buffer = io.BytesIO()
+        torch.onnx.export(model, (x,), buffer, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}}, **kwargs)
+        return onnx.load_from_string(buffer.getvalue())
+
+
+EXPORTED_ACTIVATIONS = ("relu", "tanh", "silu", "gelu", "gelu_tanh", "softplus", "softplus",
+                        "leaky_relu", "elu", "sigmoid", "softmax")
+
+
+def test_pytorch_torchscript_export_float32():
+    torch = pytest.importorskip("torch")
+    proto = export(torch, torch_mlp(torch, torch.float32), torch.randn(5, 4), dynamo=False)
+    net = check(proto, np.float32, scale=4.0)  # against onnxruntime
+    assert net.activations == EXPORTED_ACTIVATIONS
+    # This exporter drops Softplus' threshold: the ONNX model is plain softplus.
+    assert net.activation_params[6]["threshold"] == math.inf
+
+
+def test_pytorch_dynamo_export_float64_matches_torch():
+    # The default exporter (torch.export based) keeps Softplus' threshold; in float64 the
+    # network must agree with PyTorch itself to rounding.
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    model = torch_mlp(torch, torch.float64)
+    proto = export(torch, model, torch.randn(5, 4, dtype=torch.float64), dynamo=True)
+    x = torch.randn(64, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 4
+    with torch.no_grad():
+        expected = model(x).numpy()
+    net = from_onnx(proto)
+    assert net.dtype == np.float64 and net.activations == EXPORTED_ACTIVATIONS
+    assert net.activation_params[6] == {"beta": 2.0, "threshold": 1.0}
+    np.testing.assert_allclose(net(x.numpy()), expected, rtol=1e-12, atol=1e-13)
+
+
+def test_pytorch_export_with_decomposed_gelu_is_refused_with_advice():
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.GELU())
+    proto = export(torch, model, torch.randn(2, 4), dynamo=False, opset_version=17)
+    refusal(proto, "branches at value", "opset_version >= 20")
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+def refusal(model, *fragments):
+    with pytest.raises(ValueError) as info:
+        from_onnx(model)
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
+def chain(*nodes, inits=None, **kwargs):
+    (w,) = weights(np.float32, (4, 4), seed=9)
+    return make_model(list(nodes), {"W": w, **(inits or {})}, **kwargs)
+
+
+def mm(x="x", y="h", name="mm"):
+    return helper.make_node("MatMul", [x, "W"], [y], name=name)
+
+
+def test_refuses_unknown_operators():
+    refusal(chain(mm(), helper.make_node("HardSigmoid", ["h"], ["y"], name="hs")),
+            "node 'hs' (HardSigmoid): unsupported operator", "supported: Gemm")
+    refusal(chain(mm(), helper.make_node("Selu", ["h"], ["y"], name="s", domain="custom.ops"),
+                  check=False), "node 's' (Selu)", "domain 'custom.ops'")
+    refusal(chain(mm(), helper.make_node("LogSoftmax", ["h"], ["y"])), "LogSoftmax")
+
+
+def test_refuses_weights_computed_at_run_time():
+    nodes = [helper.make_node("Relu", ["W"], ["W1"], name="w_relu"),
+             helper.make_node("MatMul", ["x", "W1"], ["y"], name="mm")]
+    refusal(chain(*nodes), "node 'mm' (MatMul)", "'W1'", "not a constant")
+    refusal(chain(helper.make_node("Mul", ["x", "x"], ["y"], name="sq")), "node 'sq' (Mul)",
+            "every other input a constant")
+    refusal(chain(helper.make_node("Sub", ["W", "x"], ["h"], name="sub"), mm("h", "y")),
+            "node 'sub' (Sub)", "first input")
+
+
+def test_refuses_graphs_that_are_not_chains():
+    branches = [mm(), helper.make_node("Relu", ["h"], ["a"], name="r"),
+                helper.make_node("Tanh", ["h"], ["b"], name="t"),
+                helper.make_node("Add", ["a", "b"], ["y"], name="join")]
+    refusal(chain(*branches), "branches at value 'h'", "node 'r' (Relu)", "node 't' (Tanh)")
+    two_outputs = [mm(), helper.make_node("Relu", ["h"], ["y"]),
+                   helper.make_node("Tanh", ["h"], ["y2"])]
+    refusal(chain(*two_outputs, outputs=("y", "y2")), "1 data inputs and 2 outputs")
+    stray = [mm("x", "y"), helper.make_node("Relu", ["W"], ["unused"], name="lost")]
+    refusal(chain(*stray), "node 'lost' (Relu): not on the chain")
+    inner_read = [mm(), helper.make_node("Sigmoid", ["h"], ["s"], name="sig"),
+                  helper.make_node("Mul", ["h", "s"], ["y"], name="silu_mul"),
+                  helper.make_node("Identity", ["s"], ["leak"], name="leak")]
+    refusal(chain(*inner_read, outputs=("y",)), "node 'leak' (Identity)",
+            "inside an activation pattern")
+
+
+def test_refuses_data_layout_changes():
+    refusal(chain(helper.make_node("Gemm", ["x", "W"], ["y"], name="g", transA=1)),
+            "node 'g' (Gemm)", "transA=1")
+    refusal(chain(helper.make_node("Reshape", ["x", "s"], ["f"], name="rs"), mm("f", "y"),
+                  inits={"s": np.array([1, -1])}), "node 'rs' (Reshape)", "[1, -1]")
+    refusal(chain(helper.make_node("Reshape", ["x", "s"], ["f"], name="rs", allowzero=1),
+                  mm("f", "y"), inits={"s": np.array([0, 4])}), "does not keep")
+    refusal(chain(helper.make_node("Flatten", ["x"], ["f"], name="fl", axis=0), mm("f", "y")),
+            "node 'fl' (Flatten)", "merges the batch")
+    refusal(chain(mm("x", "y"), input_dims=["batch", 2, 2]), "rank 3")
+    refusal(chain(helper.make_node("Add", ["x", "big"], ["h"], name="add"), mm("h", "y"),
+                  inits={"big": np.ones((3, 4), np.float32)}), "node 'add' (Add)",
+            "not a per-feature constant")
+
+
+def test_refuses_training_mode_nodes():
+    refusal(chain(helper.make_node("Dropout", ["x", "r", "yes"], ["d"], name="drop"),
+                  mm("d", "y"), inits={"r": np.array(0.5, np.float32), "yes": np.array(True)}),
+            "node 'drop' (Dropout)", "training mode")
+    stats = {k: np.ones(4, np.float32) for k in ("s", "b", "m", "v")}
+    refusal(chain(mm(), helper.make_node("BatchNormalization", ["h", "s", "b", "m", "v"],
+                                         ["y", "rm", "rv"], name="bn", training_mode=1),
+                  inits=stats), "node 'bn' (BatchNormalization)", "training mode")
+
+
+def test_refuses_what_one_dense_layer_cannot_express():
+    refusal(chain(helper.make_node("Relu", ["x"], ["r"], name="r0"), mm("r", "y")),
+            "node 'r0' (Relu)", "before any dense layer")
+    refusal(chain(mm(), helper.make_node("Relu", ["h"], ["r"]),
+                  helper.make_node("Tanh", ["r"], ["y"], name="t")),
+            "node 't' (Tanh)", "right after relu")
+    refusal(chain(helper.make_node("Identity", ["x"], ["y"])), "has no dense layer")
+    (w,) = weights(np.float32, (5, 2))
+    refusal(chain(mm(), helper.make_node("MatMul", ["h", "W5"], ["y"], name="mm5"),
+                  inits={"W5": w}), "node 'mm5' (MatMul)", "expects 5 input features but "
+            "receives 4")
+
+
+def test_refuses_other_input_types():
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.INT64, [None, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, None)])
+    refusal(helper.make_model(graph), "element type INT64")
+    refusal(b"definitely not protobuf", "not a readable ONNX model")
+    with pytest.raises(FileNotFoundError):
+        from_onnx("/nonexistent/model.onnx")
+    with pytest.raises(TypeError, match="path, bytes or onnx.ModelProto"):
+        from_onnx(42)

@@ -751,24 +751,23 @@ def digit_art(images, captions):
     return "\n".join("  " + line.rstrip() for line in lines)
 
 
-def _best_time(fn, budget=0.25, repeats=5):
-    """Best wall time of fn() over `repeats` rounds that each run ~budget/repeats s."""
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    loops = max(1, int(budget / repeats / once))
-    best = float("inf")
-    for _ in range(repeats):
+def _race(fn_numpy, fn_fast, rows, budget=0.5, rounds=5):
+    """Best seconds per row of each function; rounds alternate so load hits both alike."""
+    fns = (fn_numpy, fn_fast)
+    loops = []
+    for fn in fns:
         start = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - start) / loops)
-    return best
-
-
-def _time_pair(fn_numpy, fn_fast, rows):
-    t_np, t_fast = _best_time(fn_numpy), _best_time(fn_fast)
-    return t_np / rows, t_fast / rows, t_np / t_fast
+        fn()
+        once = max(time.perf_counter() - start, 1e-7)
+        loops.append(max(1, int(budget / (2 * rounds) / once)))
+    best = [float("inf")] * 2
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(loops[i]):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / loops[i])
+    return best[0] / rows, best[1] / rows, best[0] / best[1]
 
 
 def cmd_demo(args):
@@ -777,9 +776,9 @@ def cmd_demo(args):
     probs = net.forward(x)
     predicted = probs.argmax(axis=1)
     correct = int((predicted == labels).sum())
-    print(f"fastmlp demo: a {' -> '.join(str(n) for n in [net.n_inputs] + [m for _, m in net.shapes])}"
-          f" {net.dtype.name} network ({', '.join(net.activations)}) "
-          "trained on scikit-learn's 8x8 digits")
+    widths = " -> ".join(str(n) for n in [net.n_inputs] + [m for _, m in net.shapes])
+    print(f"fastmlp demo: a {widths} {net.dtype.name} network "
+          f"({', '.join(net.activations)}) trained on scikit-learn's 8x8 digits")
     print(f"accuracy on {len(labels)} held-out digits: {correct / len(labels):.1%} "
           f"({correct}/{len(labels)})")
 
@@ -794,13 +793,13 @@ def cmd_demo(args):
 
     diff = float(np.max(np.abs(numpy_forward(net, x) - probs)))
     rows_loop = x[:100]
-    single = _time_pair(lambda: [numpy_forward(net, r) for r in rows_loop],
-                        lambda: [net.forward(r) for r in rows_loop], len(rows_loop))
-    batch = _time_pair(lambda: numpy_forward(net, x), lambda: net.forward(x), len(x))
+    single = _race(lambda: [numpy_forward(net, r) for r in rows_loop],
+                   lambda: [net.forward(r) for r in rows_loop], len(rows_loop))
+    batch = _race(lambda: numpy_forward(net, x), lambda: net.forward(x), len(x))
     print()
     print(f"speed, same model and inputs (max |fastmlp - numpy| = {diff:.1e}):")
     print(f"  {'':<28}{'numpy':>12}{'fastmlp':>12}{'speed-up':>11}")
-    for label, (a, b, ratio) in ((f"one sample at a time", single),
+    for label, (a, b, ratio) in (("one sample at a time", single),
                                  (f"one batch of {len(x)} rows", batch)):
         print(f"  {label:<28}{_per_row(a):>12}{_per_row(b):>12}{ratio:>10.1f}x")
     return 0

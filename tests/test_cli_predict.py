@@ -372,8 +372,6 @@ def test_ctrl_c_exits_130_and_removes_the_temp_file(wide):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_progress_bar_on_a_terminal(wide):
-    import pty  # noqa: F401 (POSIX only)
-
     d = wide[0]
     master, slave = os.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "fastmlp", "predict", d / "wide.npz",

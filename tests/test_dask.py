@@ -1,7 +1,6 @@
 """fastmlp.dask: lazy results with the right metadata, the network in the graph once, and
 the same answers on a real two-process cluster as in memory."""
 
-import subprocess
 import sys
 from functools import partial
 
@@ -52,13 +51,6 @@ def network_keys(collection):
     keys = [k for k, v in graph.items()
             if isinstance(getattr(v, "value", v), fastmlp.Network)]
     return keys, graph
-
-
-def test_importing_fastmlp_does_not_import_dask():
-    code = "import sys, fastmlp, fastmlp.cli; print('dask' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60).stdout
-    assert out.strip() == "False"
 
 
 def test_array_is_lazy_with_correct_metadata(net, x):

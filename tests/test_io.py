@@ -185,12 +185,12 @@ def load_error(path, mmap=False):
     return message
 
 
-def test_written_helper_is_loadable(tmp_path):
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_written_helper_is_loadable(tmp_path, suffix):
     # The malformed cases below each change one thing of this valid file.
-    for suffix in SUFFIXES:
-        needs(suffix)
-        net = fio.load(write(tmp_path / f"ok{suffix}", good_metadata(), good_arrays()))
-        assert net.shapes == [(3, 4), (4, 2)]
+    needs(suffix)
+    net = fio.load(write(tmp_path / f"ok{suffix}", good_metadata(), good_arrays()))
+    assert net.shapes == [(3, 4), (4, 2)]
 
 
 MALFORMED = {

@@ -239,7 +239,7 @@ def cmd_info(args):
     net = load_model(args.model)
     d = describe(net)
     if args.json:
-        print(json.dumps(d, indent=2, default=float))  # default: inf thresholds etc.
+        print(json.dumps(d, indent=2, default=float))  # float(): numpy scalars in params
         return 0
     print(f"{args.model}: {len(net)} layers, {d['inputs']} inputs -> {d['outputs']} outputs, "
           f"{d['dtype']}")

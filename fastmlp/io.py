@@ -250,9 +250,10 @@ def _network(metadata, arrays, path):
 
 
 def _check(metadata, arrays):
-    """Weights, biases, activations and dtype from a file's content, or _Invalid."""
-    import fastmlp
+    """Weights, biases, activations and dtype from a file's content, or _Invalid.
 
+    Only what is particular to the file format is checked here; the Network checks the rest
+    (shapes that chain, activation names and parameters) with messages naming the layer."""
     if metadata.get("format") != FORMAT:
         raise _Invalid(f"format is {metadata.get('format')!r}, expected {FORMAT!r}")
     version = metadata.get("version")
@@ -274,40 +275,28 @@ def _check(metadata, arrays):
                        + (f"missing {', '.join(missing)}" if missing else "")
                        + ("; " if missing and extra else "")
                        + (f"unexpected {', '.join(extra)}" if extra else ""))
-    known = fastmlp.activation_names()
-    weights, biases, activations = [], [], []
-    for i, layer in enumerate(layers):
-        w, b = arrays[f"w{i}"], arrays[f"b{i}"]
-        for name, a, ndim in ((f"w{i}", w, 2), (f"b{i}", b, 1)):
-            if a.dtype != np.dtype(dtype) or a.ndim != ndim:
-                raise _Invalid(f"array {name} is {a.ndim}-D {a.dtype}, "
-                               f"expected {ndim}-D {dtype}")
-        if b.shape[0] != w.shape[1]:
-            raise _Invalid(f"layer {i}: bias has {b.shape[0]} values for {w.shape[1]} outputs")
-        if i and w.shape[0] != weights[-1].shape[1]:
-            raise _Invalid(f"layer {i} takes {w.shape[0]} inputs but layer {i - 1} "
-                           f"gives {weights[-1].shape[1]}")
-        activations.append(_activation(layer, i, known))
-        weights.append(w)
-        biases.append(b)
-    return weights, biases, activations, dtype
+    for name in sorted(arrays):  # the Network would cast silently: hold the file to its word
+        ndim = 2 if name[0] == "w" else 1
+        if arrays[name].dtype != np.dtype(dtype) or arrays[name].ndim != ndim:
+            raise _Invalid(f"array {name} is {arrays[name].ndim}-D {arrays[name].dtype}, "
+                           f"expected {ndim}-D {dtype}")
+    weights = [arrays[f"w{i}"] for i in range(len(layers))]
+    biases = [arrays[f"b{i}"] for i in range(len(layers))]
+    return weights, biases, [_activation(layer, i) for i, layer in enumerate(layers)], dtype
 
 
-def _activation(layer, i, known):
-    if not isinstance(layer, dict) or not isinstance(layer.get("params", {}), dict):
+def _activation(layer, i):
+    """(name, params) of a layer's metadata; "inf"-style strings become floats."""
+    if not (isinstance(layer, dict) and isinstance(layer.get("activation"), str)
+            and isinstance(layer.get("params", {}), dict)):
         raise _Invalid(f"layer {i}: expected {{'activation': name, 'params': {{...}}}}")
-    name = layer.get("activation")
-    if name not in known:
-        raise _Invalid(f"layer {i}: unknown activation {name!r}; known: {', '.join(known)}")
     params = {}
     for key, value in layer.get("params", {}).items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise _Invalid(f"layer {i}: parameter {key!r} of {name} is not a number")
         try:
-            params[key] = float(value)
+            params[key] = float(value) if isinstance(value, str) else value
         except ValueError:
-            raise _Invalid(f"layer {i}: parameter {key!r} of {name} is not a number") from None
-    return name, params
+            raise _Invalid(f"layer {i}: parameter {key!r} is not a number") from None
+    return layer["activation"], params
 
 
 __all__ = ["save", "load", "SUFFIXES"]

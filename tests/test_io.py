@@ -203,21 +203,27 @@ MALFORMED = {
     "no layers": (dict(layers=[]), None, "'layers' is missing"),
     "unknown activation": (
         dict(layers=[{"activation": "swoosh", "params": {}}] * 2), None,
-        "unknown activation 'swoosh'"),
+        "unknown activation 'swoosh'; valid names"),
     "layer not a dict": (dict(layers=["relu", "relu"]), None, "layer 0: expected"),
     "text parameter": (
         dict(layers=[{"activation": "elu", "params": {"alpha": "big"}}] * 2), None, "not a number"),
     "parameter the network refuses": (
         dict(layers=[{"activation": "softplus", "params": {"beta": -1.0}}] * 2), None, "beta"),
     "unknown parameter": (
-        dict(layers=[{"activation": "relu", "params": {"slope": 1.0}}] * 2), None, "slope"),
+        dict(layers=[{"activation": "relu", "params": {"slope": 1.0}}] * 2), None,
+        "relu has no parameter 'slope'"),
+    "list parameter": (
+        dict(layers=[{"activation": "elu", "params": {"alpha": [1]}}] * 2), None,
+        "must be a number"),
+    "not finite weights": (None, lambda a: a["w1"].__setitem__((0, 0), np.nan),
+                           "weights of layer 1 contains NaN"),
     "more layers than arrays": (dict(layers=[{"activation": "relu", "params": {}}] * 3), None,
                                 "missing b2, w2"),
     "missing array": (None, lambda a: a.pop("b1"), "missing b1"),
     "extra array": (None, lambda a: a.update(w9=np.eye(2)), "unexpected w9"),
     "shapes do not chain": (None, lambda a: a.update(w1=np.ones((5, 2))),
-                            "layer 1 takes 5 inputs but layer 0 gives 4"),
-    "bias of wrong length": (None, lambda a: a.update(b0=np.zeros(3)), "bias has 3 values"),
+                            "layer 1 has 5 inputs"),
+    "bias of wrong length": (None, lambda a: a.update(b0=np.zeros(3)), "bias of layer 0 has shape (3,)"),
     "1-D weights": (None, lambda a: a.update(w0=np.ones(12)), "array w0 is 1-D"),
     "arrays of another dtype": (None, lambda a: a.update(w0=a["w0"].astype(np.float32)),
                                 "array w0 is 2-D float32, expected 2-D float64"),

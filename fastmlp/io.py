@@ -17,9 +17,10 @@ parameter spelled out; an infinite value (softplus' default threshold) is the st
 
 ``load(path, mmap=True)`` maps the arrays from the file instead of reading them into memory
 (numpy cannot memory-map members of an ``.npz``, so fastmlp locates the uncompressed members
-itself; compressed members are read normally). The Network still packs its own copy of the
-weights, so mapping saves the temporary copy: peak memory is about one model instead of two.
-The zip CRC of ``.npz`` members is checked either way; safetensors files carry no checksum.
+itself; compressed members are read normally). The Network still makes its own copies of
+the weights, so mapping saves only the temporary in-memory copy of the file's arrays (their
+pages stay in the OS cache, which can drop them). The zip CRC of ``.npz`` members is checked
+either way; safetensors files carry no checksum.
 
 Any problem with a file's content raises ``ValueError`` saying what is wrong.
 """

@@ -67,8 +67,8 @@ def _activation(name, what):
     return _ACTIVATIONS[name]
 
 
-class MLPRegressorModel:
-    """Drop-in for a fitted ``MLPRegressor``'s ``predict``; ``.network`` is the Network."""
+class _MLPModel:
+    """What both wrappers share: the Network and the estimator's size attributes."""
 
     def __init__(self, network):
         self.network = network
@@ -81,38 +81,42 @@ class MLPRegressorModel:
     def n_outputs_(self):
         return self.network.n_outputs
 
+    def _outputs(self, X):
+        # scikit-learn estimators take (n_samples, n_features) only; keep that contract
+        # rather than the Network's acceptance of a single 1-D sample.
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"expected a 2-D array (n_samples, n_features), got shape {X.shape}")
+        return self.network(X)
+
+
+class MLPRegressorModel(_MLPModel):
+    """Drop-in for a fitted ``MLPRegressor``'s ``predict``; ``.network`` is the Network."""
+
     def predict(self, X):
         """Like ``MLPRegressor.predict``: ``(n_samples,)`` for one output, else 2-D."""
-        y = self.network(_as_2d(X))
+        y = self._outputs(X)
         return y.ravel() if y.shape[1] == 1 else y
 
     def __repr__(self):
         return f"MLPRegressorModel({self.network!r})"
 
 
-class MLPClassifierModel:
+class MLPClassifierModel(_MLPModel):
     """Drop-in for a fitted ``MLPClassifier``'s ``predict``, ``predict_proba`` and
     ``predict_log_proba``; ``.network`` is the Network giving the output layer's values."""
 
     def __init__(self, network, estimator):
-        self.network = network
+        super().__init__(network)
         self.classes_ = np.array(estimator.classes_, copy=True)
         # 'binary', 'multiclass' or 'multilabel-indicator': decides how outputs become labels.
         self.target_type_ = estimator._label_binarizer.y_type_
         if self.target_type_ not in ("binary", "multiclass", "multilabel-indicator"):
             raise ValueError(f"unsupported classification target type {self.target_type_!r}")
 
-    @property
-    def n_features_in_(self):
-        return self.network.n_inputs
-
-    @property
-    def n_outputs_(self):
-        return self.network.n_outputs
-
     def predict_proba(self, X):
         """Class probabilities; ``[1 - p, p]`` columns for a binary problem."""
-        p = self.network(_as_2d(X))
+        p = self._outputs(X)
         if self.target_type_ == "binary":
             p = p[:, 0]
             return np.stack([1 - p, p], axis=1)
@@ -123,7 +127,7 @@ class MLPClassifierModel:
 
     def predict(self, X):
         """Labels from ``classes_`` (0/1 int indicator matrix for multilabel problems)."""
-        p = self.network(_as_2d(X))
+        p = self._outputs(X)
         # The same decisions as LabelBinarizer.inverse_transform: argmax for multiclass
         # (first maximum on ties), probability > 0.5 otherwise.
         if self.target_type_ == "multiclass":
@@ -138,15 +142,6 @@ class MLPClassifierModel:
             f"MLPClassifierModel({self.target_type_}, classes={self.classes_.tolist()!r}, "
             f"{self.network!r})"
         )
-
-
-def _as_2d(X):
-    # scikit-learn estimators take (n_samples, n_features) only; keep that contract rather
-    # than the Network's acceptance of a single 1-D sample.
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"expected a 2-D array (n_samples, n_features), got shape {X.shape}")
-    return X
 
 
 __all__ = ["from_sklearn", "MLPClassifierModel", "MLPRegressorModel"]

@@ -545,6 +545,7 @@ def build_numba(weights, biases, activations, threads):
         if kern is None:
             kern = choice[rows] = pick(x)
         return kern(x, ws, bs, codes, params)
+    run(np.zeros((1, weights[0].shape[0]), weights[0].dtype))  # compile for these types
     return run
 
 
@@ -573,6 +574,16 @@ class Settings:
     rounds: int          # rounds per cell (fewer, but >= min_rounds, for slow calls)
     min_rounds: int
     settle_s: float = 0.002  # pause before each block: lets other pools' spinning threads sleep
+
+
+def preload(peers):
+    """Import every peer's libraries up front: threadpool_limits only reaches the BLAS
+    libraries loaded when it is entered (numba's np.dot uses scipy's)."""
+    for p in peers:
+        for mod in COMPETITORS[p].requires:
+            importlib.import_module(mod)
+    if "numba" in peers and importlib.util.find_spec("scipy"):
+        importlib.import_module("scipy.linalg.cython_blas")
 
 
 def blas_limits(threads):
@@ -654,7 +665,9 @@ def run_cell(workload, dtype, batch, threads, peers, x, ref, settings) -> dict:
             comp = COMPETITORS[name]
             try:
                 fn = comp.build(ws, bs, workload.activations, threads)
+                t0 = time.perf_counter()
                 y = fn(x)
+                first = time.perf_counter() - t0
                 ok, err = check_output(y, ref, dtype)
             except Exception as e:  # an unsupported activation, a failing build...
                 cell["errors"][name] = f"{type(e).__name__}: {e}"
@@ -663,7 +676,8 @@ def run_cell(workload, dtype, batch, threads, peers, x, ref, settings) -> dict:
                 cell["errors"][name] = f"WRONG output: max abs error {err:.3g}"
                 continue
             fns[name] = fn
-            est[name] = _estimate(fn, x, settings.quick)
+            # builds compile and warm up, so a slow first call means a slow call
+            est[name] = first if first > 0.2 else _estimate(fn, x, settings.quick)
             cell["tools"][name] = {"max_abs_err": err}
         if fns:
             samples = time_interleaved(fns, x, est, settings, threads)
@@ -724,7 +738,7 @@ def measure_overhead(settings) -> dict:
         "fastmlp net(x) (1,1)": (net, x2),
         "fastmlp net.forward(x) (1,1)": (net.forward, x2),
         "fastmlp net.forward(x) (1,)": (net.forward, x1),
-        "fastmlp net.forward(x, out) (1,1)": (lambda x: net.forward(x, out), x2),
+        "lambda x: net.forward(x, out) (1,1)": (lambda x: net.forward(x, out), x2),
         "python lambda x: noop(x)": (lambda x: noop(x), x2),
     }
     n = 20000 if settings.quick else 200000
@@ -1186,6 +1200,7 @@ def main_from_args(args, out=None) -> int:
     missing = {p: COMPETITORS[p].missing() for p in peers if COMPETITORS[p].missing()}
     peers = [p for p in peers if p not in missing]
     workloads = _workloads(args)
+    preload(peers)
     info = machine_info()
     data = {"meta": {"mode": "quick" if settings.quick else "full", "machine": info,
                      "batches": batches, "threads": threads, "peers": peers,
@@ -1222,7 +1237,7 @@ def main_from_args(args, out=None) -> int:
         data["overhead_ns"] = measure_overhead(settings)
         print("\nCall overhead (ns per call, 1-1 identity network, batch 1):", file=out)
         for k, v in data["overhead_ns"].items():
-            print(f"  {k:<36} {v:8.0f}", file=out)
+            print(f"  {k:<38} {v:8.0f}", file=out)
     if import_runs:
         imp = data["import"] = measure_import(import_runs)
         if "error" in imp:
@@ -1266,8 +1281,9 @@ def print_header(info, settings, peers, missing, out):
         print(f"BLAS: {blas}", file=out)
     else:
         for b in blas:
-            print(f"BLAS: {b['internal_api']} {b['version']} kernel={b['architecture']} "
-                  f"({os.path.basename(b['filepath'] or '')})", file=out)
+            where = os.path.basename(os.path.dirname(b["filepath"] or ""))  # numpy.libs, ...
+            print(f"BLAS ({where}): {b['internal_api']} {b['version']} "
+                  f"kernel={b['architecture']}, {b['num_threads']} threads", file=out)
     env = info["openblas_env"]
     if any(env.values()):
         print(f"WARNING: {', '.join(f'{k}={v}' for k, v in env.items() if v)} is set and slows "
@@ -1279,6 +1295,9 @@ def print_header(info, settings, peers, missing, out):
     print(f"peers: {', '.join(peers)}" + (f" ({vers})" if vers else ""), file=out)
     for p, m in missing.items():
         print(f"skipped {p}: not installed ({', '.join(m)})", file=out)
+    if info["loadavg_start"][0] >= 0.5 * info["cpus"]:
+        print(f"WARNING: the machine is busy (load average {info['loadavg_start'][0]:.2f} on "
+              f"{info['cpus']} cpus): multi-threaded times will be noisy and slow", file=out)
     print(f"load average {info['loadavg_start'][0]:.2f} (other work on the machine adds noise); "
           f"timing: median of {settings.rounds} interleaved rounds, ~{settings.target_s:g} s "
           "per competitor per case", file=out, flush=True)

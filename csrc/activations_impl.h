@@ -96,5 +96,11 @@ static void FM_CAT(activate_row_, SFX)(fm_activation act, REAL *FM_RESTRICT z, s
 void FM_SYM(FM_CAT(fm_activate_, SFX))(fm_activation act, REAL *z, size_t rows, size_t cols,
                                         size_t ld) {
     if (act.kind == FM_IDENTITY || cols == 0) return;
+    /* Element-wise activations over contiguous rows run as one long row: narrow
+     * layers would otherwise spend their time in loop prologues. */
+    if (ld == cols && act.kind != FM_SOFTMAX) {
+        FM_CAT(activate_row_, SFX)(act, z, rows * cols);
+        return;
+    }
     for (size_t r = 0; r < rows; r++) FM_CAT(activate_row_, SFX)(act, z + r * ld, cols);
 }

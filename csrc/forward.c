@@ -92,7 +92,9 @@ static fm_tiling plan_tiles(const fm_layer *layers, int n_layers, size_t rows, s
         if (l + 1 < n_layers && (size_t)layers[l].n_out > widest) widest = layers[l].n_out;
         macs += (double)layers[l].n_in * layers[l].n_out;
     }
-    t.stride = round_up(widest, FM_ALIGN / elem);
+    /* Rows start on cache lines, except narrow ones, kept dense so that their
+     * activation runs over the tile as one contiguous stretch. */
+    t.stride = widest * elem < FM_ALIGN ? widest : round_up(widest, FM_ALIGN / elem);
     /* Rows 4 KiB apart share L1 sets; one cache line more keeps them apart. */
     if ((t.stride * elem) % 4096 == 0) t.stride += FM_ALIGN / elem;
     size_t tile = t.stride ? FM_TILE_BYTES / (2 * t.stride * elem) : FM_MAX_TILE_ROWS;

@@ -13,16 +13,24 @@
 #include <omp.h>
 #endif
 
-/* Scratch per thread: two tiles of intermediates, sized to sit in L2. */
+/* Scratch per thread for two tiles of intermediates: within L2 where the
+ * widths allow, but never fewer than FM_MIN_TILE_ROWS rows, since every tile
+ * reads all the weights once. */
 #define FM_TILE_BYTES (512 * 1024)
+#define FM_MIN_TILE_ROWS 96
 #define FM_MAX_TILE_ROWS 512
 /* Multiple of every kernel's rows per micro-tile (8, 3, 2). */
 #define FM_TILE_QUANTUM 24
 /* Below this many multiply-adds a call is not worth waking other threads. */
 #define FM_PARALLEL_MIN_MACS (1u << 18)
-/* A batch of fewer tiles than threads shares each layer by columns from this
- * many multiply-adds on. */
-#define FM_SPLIT_MIN_MACS (1u << 16)
+/* Batches of fewer rows per thread than this share each layer by columns
+ * between threads, when the call has this many multiply-adds or weights too
+ * large for one core's L2 (then each core keeps its share cached). Below that,
+ * a team's start and its barrier per layer (about 1 and 0.3 us measured here)
+ * cost more than they save. */
+#define FM_SPLIT_MAX_ROWS 64
+#define FM_SPLIT_MIN_MACS (2u << 20)
+#define FM_SPLIT_MIN_WEIGHT_BYTES (1u << 20)
 /* Tiles of fewer rows read x in place (the kernels pack only more than 8 rows). */
 #define FM_PACK_MIN_ROWS 9
 /* Scratch of single-threaded calls up to this size lives on the stack. */
@@ -97,22 +105,28 @@ static fm_tiling plan_tiles(const fm_layer *layers, int n_layers, size_t rows, s
     t.stride = widest * elem < FM_ALIGN ? widest : round_up(widest, FM_ALIGN / elem);
     /* Rows 4 KiB apart share L1 sets; one cache line more keeps them apart. */
     if ((t.stride * elem) % 4096 == 0) t.stride += FM_ALIGN / elem;
-    size_t tile = t.stride ? FM_TILE_BYTES / (2 * t.stride * elem) : FM_MAX_TILE_ROWS;
-    tile = tile / FM_TILE_QUANTUM * FM_TILE_QUANTUM;
-    tile = tile < FM_TILE_QUANTUM ? FM_TILE_QUANTUM : tile;
-    tile = tile > FM_MAX_TILE_ROWS ? FM_MAX_TILE_ROWS : tile;
-    t.tile = tile < rows ? tile : rows;
-    t.n_tiles = (rows + t.tile - 1) / t.tile;
-    /* Two tiles of intermediates, then room to pack a tile's rows for the kernel. */
-    t.scratch_bytes = round_up(2 * t.tile * t.stride * elem, FM_ALIGN);
-    if (t.tile >= FM_PACK_MIN_ROWS) t.scratch_bytes += round_up(t.tile, FM_TILE_QUANTUM) * FM_KC * elem;
+    size_t cap = t.stride ? FM_TILE_BYTES / (2 * t.stride * elem) : FM_MAX_TILE_ROWS;
+    cap = cap / FM_TILE_QUANTUM * FM_TILE_QUANTUM;
+    cap = cap < FM_MIN_TILE_ROWS ? FM_MIN_TILE_ROWS : cap;
+    cap = cap > FM_MAX_TILE_ROWS ? FM_MAX_TILE_ROWS : cap;
 
     if (threads <= 0) threads = fm_default_threads();
-    t.split_columns = (size_t)threads > t.n_tiles && macs * rows >= FM_SPLIT_MIN_MACS;
+    const size_t rows_per_thread = (rows + threads - 1) / threads;
+    /* Few rows per thread: tiles would make every thread stream all the
+     * weights, so the team shares each layer by columns instead. */
+    t.split_columns = threads > 1 && rows_per_thread < FM_SPLIT_MAX_ROWS &&
+                      (macs * rows >= FM_SPLIT_MIN_MACS || macs * elem > FM_SPLIT_MIN_WEIGHT_BYTES);
+    size_t tile = t.split_columns ? rows : round_up(rows_per_thread, FM_TILE_QUANTUM);
+    t.tile = tile < cap ? tile : cap;
+    t.tile = t.tile < rows ? t.tile : rows;
+    t.n_tiles = (rows + t.tile - 1) / t.tile;
     if (!t.split_columns) {
         if ((size_t)threads > t.n_tiles) threads = (int)t.n_tiles;
         if (macs * rows < FM_PARALLEL_MIN_MACS) threads = 1;
     }
+    /* Two tiles of intermediates, then room to pack a tile's rows for the kernel. */
+    t.scratch_bytes = round_up(2 * t.tile * t.stride * elem, FM_ALIGN);
+    if (t.tile >= FM_PACK_MIN_ROWS) t.scratch_bytes += round_up(t.tile, FM_TILE_QUANTUM) * FM_KC * elem;
     t.threads = threads > 1 ? 1 + reserve_extra_threads(threads - 1) : 1;
     return t;
 }

@@ -1,13 +1,14 @@
 /* The whole forward pass: the batch is cut into row tiles that go through
  * every layer while their intermediates stay in cache, so no intermediate of
- * the whole batch is ever stored; tiles are spread over OpenMP threads. */
-#include <stdatomic.h>
+ * the whole batch is ever stored; tiles, or for small batches each layer's
+ * columns, are shared out over the thread pool. */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "fastmlp.h"
 #include "isa.h"
 #include "kernel_table.h"
+#include "pool.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -44,36 +45,16 @@ int fm_have_openmp(void) {
 #endif
 }
 
+/* OpenMP's thread setting (OMP_NUM_THREADS, threadpoolctl) when built with
+ * it, never more than the CPUs this process may use. */
 int fm_default_threads(void) {
+    int cpus = fm_cpu_count();
 #ifdef _OPENMP
-    return omp_get_max_threads();
+    int omp = omp_get_max_threads();
+    return omp < cpus ? omp : cpus;
 #else
-    return 1;
+    return cpus;
 #endif
-}
-
-/* Extra threads (beyond each caller's own) running in all calls together, so
- * that calls from many Python threads never ask for more threads than cores. */
-static atomic_int extra_threads_in_use;
-
-static int reserve_extra_threads(int wanted) {
-#ifdef _OPENMP
-    const int cap = omp_get_num_procs() - 1;
-    int in_use = atomic_load(&extra_threads_in_use), got;
-    do {
-        got = cap - in_use;
-        got = got < 0 ? 0 : (got > wanted ? wanted : got);
-    } while (got > 0 &&
-             !atomic_compare_exchange_weak(&extra_threads_in_use, &in_use, in_use + got));
-    return got;
-#else
-    (void)wanted;
-    return 0;
-#endif
-}
-
-static void release_extra_threads(int n) {
-    if (n > 0) atomic_fetch_sub(&extra_threads_in_use, n);
 }
 
 typedef struct {
@@ -81,7 +62,7 @@ typedef struct {
     size_t tile;          /* rows per tile */
     size_t n_tiles;
     size_t scratch_bytes; /* per thread */
-    int threads;          /* the caller plus reserved extra threads */
+    int threads;          /* wanted, the caller included */
     int split_columns;    /* the team shares every layer by columns, tile after tile */
 } fm_tiling;
 
@@ -127,7 +108,7 @@ static fm_tiling plan_tiles(const fm_layer *layers, int n_layers, size_t rows, s
     /* Two tiles of intermediates, then room to pack a tile's rows for the kernel. */
     t.scratch_bytes = round_up(2 * t.tile * t.stride * elem, FM_ALIGN);
     if (t.tile >= FM_PACK_MIN_ROWS) t.scratch_bytes += round_up(t.tile, FM_TILE_QUANTUM) * FM_KC * elem;
-    t.threads = threads > 1 ? 1 + reserve_extra_threads(threads - 1) : 1;
+    t.threads = threads > 1 ? threads : 1;
     return t;
 }
 

@@ -20,44 +20,71 @@ static void FM_CAT(run_tile_, SFX)(const fm_kernel_table *k, const fm_layer *lay
     }
 }
 
-#ifdef _OPENMP
-/* One tile through every layer with the team sharing each layer by column
- * panels: for batches too small to give every thread its own tiles. Each
- * thread always takes the same panels, so its share of the weights stays in
- * its own core's cache from call to call. */
-static void FM_CAT(run_tile_split_, SFX)(const fm_kernel_table *k, const fm_layer *layers,
-                                         int n_layers, const REAL *x, size_t rows, REAL *out,
-                                         REAL *scratch, size_t stride, size_t tile) {
-    const int team = omp_get_num_threads(), me = omp_get_thread_num();
+typedef struct {
+    const fm_kernel_table *k;
+    const fm_layer *layers;
+    int n_layers;
+    const REAL *x;
+    size_t rows;
+    REAL *out;
+    const fm_tiling *t;
+    unsigned char *scratch; /* t->scratch_bytes for each slot */
+} FM_CAT(tiles_job_, SFX);
+
+static void FM_CAT(tile_task_, SFX)(void *ctx, int task, int slot) {
+    const FM_CAT(tiles_job_, SFX) *job = ctx;
+    const fm_tiling *t = job->t;
+    const size_t n_in = (size_t)job->layers[0].n_in;
+    const size_t n_out = (size_t)job->layers[job->n_layers - 1].n_out;
+    const size_t r0 = (size_t)task * t->tile;
+    const size_t rows = job->rows - r0 < t->tile ? job->rows - r0 : t->tile;
+    FM_CAT(run_tile_, SFX)(job->k, job->layers, job->n_layers, job->x + r0 * n_in, rows,
+                           job->out + r0 * n_out,
+                           (REAL *)(job->scratch + (size_t)slot * t->scratch_bytes), t->stride,
+                           t->tile);
+}
+
+/* One layer over a batch, its column panels shared out as tasks. */
+typedef struct {
+    const fm_kernel_table *k;
+    const fm_layer *layer;
+    const REAL *in;
+    size_t ld_in, rows;
+    REAL *dst;
+    size_t ld_dst;
+    int n_panels, n_tasks;
+} FM_CAT(columns_job_, SFX);
+
+static void FM_CAT(columns_task_, SFX)(void *ctx, int task, int slot) {
+    const FM_CAT(columns_job_, SFX) *job = ctx;
+    (void)slot;
+    const int first = job->n_panels * task / job->n_tasks;
+    const int end = job->n_panels * (task + 1) / job->n_tasks;
+    if (first < end)
+        job->k->FM_CAT(dense_cols_, SFX)(job->layer, job->in, job->ld_in, job->rows, job->dst,
+                                          job->ld_dst, 1, first, end, NULL);
+}
+
+/* A batch too small to give every slot its own tiles: layer after layer, each
+ * slot computes its own share of the columns (the same share every call, so
+ * its part of the weights stays in its core's cache). */
+static void FM_CAT(run_split_, SFX)(const fm_kernel_table *k, const fm_layer *layers,
+                                    int n_layers, const REAL *x, size_t rows, REAL *out,
+                                    REAL *scratch, size_t stride, size_t tile, int width) {
     const REAL *in = x;
     size_t ld_in = (size_t)layers[0].n_in;
     for (int l = 0; l < n_layers; l++) {
         const int last = l + 1 == n_layers;
         REAL *dst = last ? out : scratch + (size_t)(l & 1) * tile * stride;
         const size_t ld_dst = last ? (size_t)layers[l].n_out : stride;
-        const int n_panels = fm_panels(layers[l].n_out, sizeof(REAL));
-        k->FM_CAT(dense_cols_, SFX)(&layers[l], in, ld_in, rows, dst, ld_dst, 1,
-                                    n_panels * me / team, n_panels * (me + 1) / team, NULL);
-#pragma omp barrier
-        if (layers[l].activation.kind == FM_SOFTMAX && n_panels > 1) {
-            /* dense_cols leaves softmax to whoever sees the whole row. */
-#pragma omp single
+        FM_CAT(columns_job_, SFX) job = {k, &layers[l], in, ld_in, rows, dst, ld_dst,
+                                         fm_panels(layers[l].n_out, sizeof(REAL)), 2 * width};
+        fm_pool_run(FM_CAT(columns_task_, SFX), &job, job.n_tasks, width);
+        /* dense_cols leaves softmax to whoever sees whole rows. */
+        if (layers[l].activation.kind == FM_SOFTMAX && job.n_panels > 1)
             k->FM_CAT(activate_, SFX)(layers[l].activation, dst, rows, layers[l].n_out, ld_dst);
-        }
         in = dst;
         ld_in = ld_dst;
-    }
-}
-#endif
-
-static void FM_CAT(run_tiles_, SFX)(const fm_kernel_table *k, const fm_layer *layers,
-                                    int n_layers, const REAL *x, size_t rows, REAL *out,
-                                    REAL *scratch, const fm_tiling *t, size_t first, size_t end) {
-    const size_t n_in = (size_t)layers[0].n_in, n_out = (size_t)layers[n_layers - 1].n_out;
-    for (size_t i = first; i < end; i++) {
-        const size_t r0 = i * t->tile, r = rows - r0 < t->tile ? rows - r0 : t->tile;
-        FM_CAT(run_tile_, SFX)(k, layers, n_layers, x + r0 * n_in, r, out + r0 * n_out, scratch,
-                               t->stride, t->tile);
     }
 }
 
@@ -65,47 +92,29 @@ int FM_CAT(fm_forward_, SFX)(const fm_layer *layers, int n_layers, const REAL *x
                              REAL *out, int threads) {
     if (rows == 0 || n_layers <= 0) return 0;
     const fm_kernel_table *k = fm_kernels();
-    fm_tiling t = plan_tiles(layers, n_layers, rows, sizeof(REAL), threads);
-    if (t.threads == 1) {
-        /* Small calls: no thread team, and scratch on the stack when it fits. */
-        _Alignas(FM_ALIGN) unsigned char stack[FM_STACK_SCRATCH];
-        REAL *scratch = t.scratch_bytes <= sizeof stack ? (REAL *)stack
-                                                        : fm_aligned_alloc(t.scratch_bytes);
-        if (t.scratch_bytes > sizeof stack && !scratch) return -1;
-        FM_CAT(run_tiles_, SFX)(k, layers, n_layers, x, rows, out, scratch, &t, 0, t.n_tiles);
-        if ((unsigned char *)scratch != stack) fm_aligned_free(scratch);
-        return 0;
-    }
-    atomic_int failed = 0;
-#ifdef _OPENMP
-    if (t.split_columns) {
-        REAL *scratch = fm_aligned_alloc(t.scratch_bytes);
-        if (t.scratch_bytes && !scratch) {
-            release_extra_threads(t.threads - 1);
+    const fm_tiling t = plan_tiles(layers, n_layers, rows, sizeof(REAL), threads);
+    const int width = t.threads > 1 ? fm_pool_reserve(t.threads) : 1;
+    const size_t n_in = (size_t)layers[0].n_in, n_out = (size_t)layers[n_layers - 1].n_out;
+    const size_t slots = t.split_columns ? 1 : (size_t)width;
+    _Alignas(FM_ALIGN) unsigned char stack[FM_STACK_SCRATCH];
+    unsigned char *scratch = stack;
+    if (t.scratch_bytes * slots > sizeof stack) {
+        scratch = fm_aligned_alloc(t.scratch_bytes * slots);
+        if (!scratch) {
+            fm_pool_release(width);
             return -1;
         }
-        const size_t n_in = (size_t)layers[0].n_in, n_out = (size_t)layers[n_layers - 1].n_out;
-#pragma omp parallel num_threads(t.threads)
-        for (size_t i = 0; i < t.n_tiles; i++) {
-            const size_t r0 = i * t.tile, r = rows - r0 < t.tile ? rows - r0 : t.tile;
-            FM_CAT(run_tile_split_, SFX)(k, layers, n_layers, x + r0 * n_in, r, out + r0 * n_out,
-                                         scratch, t.stride, t.tile);
-        }
-        fm_aligned_free(scratch);
-        release_extra_threads(t.threads - 1);
-        return 0;
     }
-#pragma omp parallel num_threads(t.threads)
-    {
-        REAL *scratch = fm_aligned_alloc(t.scratch_bytes);
-        if (t.scratch_bytes && !scratch) atomic_store(&failed, 1);
-#pragma omp for schedule(dynamic, 1)
-        for (size_t i = 0; i < t.n_tiles; i++)
-            if (!atomic_load(&failed))
-                FM_CAT(run_tiles_, SFX)(k, layers, n_layers, x, rows, out, scratch, &t, i, i + 1);
-        fm_aligned_free(scratch);
+    if (t.split_columns && width > 1) {
+        for (size_t r0 = 0; r0 < rows; r0 += t.tile)
+            FM_CAT(run_split_, SFX)(k, layers, n_layers, x + r0 * n_in,
+                                    rows - r0 < t.tile ? rows - r0 : t.tile, out + r0 * n_out,
+                                    (REAL *)scratch, t.stride, t.tile, width);
+    } else {
+        FM_CAT(tiles_job_, SFX) job = {k, layers, n_layers, x, rows, out, &t, scratch};
+        fm_pool_run(FM_CAT(tile_task_, SFX), &job, (int)t.n_tiles, width);
     }
-#endif
-    release_extra_threads(t.threads - 1);
-    return atomic_load(&failed) ? -1 : 0;
+    fm_pool_release(width);
+    if (scratch != stack) fm_aligned_free(scratch);
+    return 0;
 }

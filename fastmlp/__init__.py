@@ -12,7 +12,7 @@ from ._activations import ACTIVATION_DEFAULTS, activation_names
 from .network import Network
 
 __version__ = "0.1.0"
-__all__ = ["Network", "activation_names", "ACTIVATION_DEFAULTS", "build_info", "load",
+__all__ = ["Network", "activation_names", "ACTIVATION_DEFAULTS", "build_info", "get_include", "load",
            "from_sklearn", "from_torch", "from_keras", "from_onnx", "__version__"]
 
 # The kernel variant is chosen once, here; FASTMLP_KERNEL forces one (generic, avx2, avx512).
@@ -29,6 +29,14 @@ def build_info():
         "openmp": _core.have_openmp(),
         "default_threads": _core.default_threads(),
     }
+
+
+def get_include():
+    """The directory of fastmlp.h, for Cython extensions that cimport fastmlp._core."""
+    here = _os.path.dirname(__file__)
+    installed = _os.path.join(here, "include")
+    # A source checkout keeps the header in csrc/.
+    return installed if _os.path.isdir(installed) else _os.path.join(here, "..", "csrc")
 
 
 # Heavier parts load on first use, so `import fastmlp` costs little more than numpy.

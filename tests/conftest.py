@@ -17,6 +17,13 @@ def random_layers(rng, widths, dtype):
     return weights, biases
 
 
+@pytest.fixture(autouse=True)
+def _outside_the_source_tree(tmp_path_factory, monkeypatch):
+    """Child processes (python -m fastmlp, python -c) start in a scratch directory, so a
+    source checkout's fastmlp/ (with no compiled core) never shadows the installed one."""
+    monkeypatch.chdir(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

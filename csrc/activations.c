@@ -1,6 +1,4 @@
 /* Activation functions, float and double; compiled once per instruction set. */
-#include <math.h>
-
 #include "fastmlp.h"
 #include "isa.h"
 #include "vmath.h"
@@ -10,19 +8,19 @@
 #define M_EXP_NEG fm_exp_neg_f32
 #define M_EXPM1_NEG fm_expm1_neg_f32
 #define M_LOG1P_UNIT fm_log1p_unit_f32
-#define M_ERFC erfcf
+#define M_GELU fm_gelu_f32
 #include "activations_impl.h"
 #undef REAL
 #undef SFX
 #undef M_EXP_NEG
 #undef M_EXPM1_NEG
 #undef M_LOG1P_UNIT
-#undef M_ERFC
+#undef M_GELU
 
 #define REAL double
 #define SFX f64
 #define M_EXP_NEG fm_exp_neg_f64
 #define M_EXPM1_NEG fm_expm1_neg_f64
 #define M_LOG1P_UNIT fm_log1p_unit_f64
-#define M_ERFC erfc
+#define M_GELU fm_gelu_f64
 #include "activations_impl.h"

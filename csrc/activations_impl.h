@@ -1,7 +1,7 @@
 /* Activation functions over rows, written once for REAL (float or double).
  * Included by activations.c with REAL, SFX (f32/f64) and the math functions
  * M_EXP_NEG (e^x, x <= 0), M_EXPM1_NEG (e^x - 1, x <= 0), M_LOG1P_UNIT
- * (log(1 + y), 0 <= y <= 1) and M_ERFC defined. All but erfc are the
+ * (log(1 + y), 0 <= y <= 1) and M_GELU (z Phi(z)) defined, all the
  * vectorisable ones of vmath.h, so these loops compile to SIMD code.
  *
  * Every formula is the numerically stable one: no overflow for any finite z,
@@ -68,9 +68,9 @@ static void FM_CAT(activate_row_, SFX)(fm_activation act, REAL *FM_RESTRICT z, s
         for (size_t j = 0; j < n; j++) z[j] = z[j] > 0 ? z[j] : p0 * M_EXPM1_NEG(z[j]);
         break;
     case FM_GELU:
-        /* 0.5 z erfc(-z/sqrt 2) == 0.5 z (1 + erf(z/sqrt 2)), accurate in the negative tail. */
-        for (size_t j = 0; j < n; j++)
-            z[j] = (REAL)0.5 * z[j] * M_ERFC(-z[j] * (REAL)0.70710678118654752440);
+        /* 0.5 z erfc(-z/sqrt 2) == 0.5 z (1 + erf(z/sqrt 2)), accurate in the negative tail:
+         * vmath.h's erfc with the argument's rounding error carried (fm_gelu_*). */
+        for (size_t j = 0; j < n; j++) z[j] = M_GELU(z[j]);
         break;
     case FM_GELU_TANH: {
         /* 0.5 z (1 + tanh u) == z sigmoid(2u), u = sqrt(2/pi) (z + 0.044715 z^3). */

@@ -204,17 +204,17 @@ void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, s
         else if (kind == FM_LEAKY_RELU) reg_act = REG_LEAKY, slope = (REAL)layer->activation.p0;
         else after = kind != FM_IDENTITY;
     }
+#ifndef FM_SCALAR_KERNEL
+    /* One row: the weights stream through once, panel after panel over all the
+     * inputs (no blocking: nothing is reused from L1 anyway). */
+    if (rows == 1)
+        FM_CAT(gemv_block_, SFX)(x, w, panel_stride, n_in, n_out, first_panel, end_panel, out, 0,
+                                 bias, reg_act, slope);
+    else
+#endif
     for (int kb = 0; kb < n_in; kb += KC) {
         const int kc = n_in - kb < KC ? n_in - kb : KC;
         const int accumulate = kb > 0, last = kb + kc == n_in;
-#ifndef FM_SCALAR_KERNEL
-        if (rows == 1) {
-            FM_CAT(gemv_block_, SFX)(x + kb, w + (size_t)kb * NR, panel_stride, kc, n_out,
-                                     first_panel, end_panel, out, accumulate, last ? bias : NULL,
-                                     reg_act, slope);
-            continue;
-        }
-#endif
         const int packed = apack && rows > FM_MR && end_panel - first_panel > 1;
         if (packed) FM_CAT(pack_rows_, SFX)(x + kb, ldx, rows, kc, apack);
         for (int p = first_panel; p < end_panel; p++) {

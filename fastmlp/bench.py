@@ -575,7 +575,10 @@ class Settings:
     target_s: float      # time per competitor per cell (all rounds)
     rounds: int          # rounds per cell (fewer, but >= min_rounds, for slow calls)
     min_rounds: int
-    settle_s: float = 0.002  # pause before each block: lets other pools' spinning threads sleep
+    # Pause before each block with several threads: longer than OpenBLAS keeps its idle
+    # threads spinning after a call (~0.1 s measured here), so no library's idle threads
+    # take the cores from the next competitor. One-thread blocks need no such pause.
+    settle_s: float = 0.12
 
 
 def preload(peers):
@@ -638,7 +641,7 @@ def time_interleaved(fns: dict, x, est: dict, settings: Settings, threads) -> di
             comp = COMPETITORS.get(name)
             if comp is not None and comp.set_threads is not None:
                 comp.set_threads(threads)
-            time.sleep(settings.settle_s)
+            time.sleep(settings.settle_s if threads != 1 else 0.002)
             if est[name] < 0.02:
                 fns[name](x)  # warm caches after the previous competitor
             samples[name].append(_time_block(fns[name], x, calls))

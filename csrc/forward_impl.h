@@ -1,8 +1,20 @@
 /* The tiled forward pass, written once for REAL; included by forward.c with
  * REAL and SFX (f32/f64) defined. */
 
-/* One tile of rows through every layer: intermediates ping-pong between the
- * two halves of scratch; the first layer reads x and the last writes out. */
+/* Where layer l of a tile writes: the caller's out for the last layer, else
+ * one of the two halves of scratch, in turn (row stride in *ld). */
+static REAL *FM_CAT(layer_output_, SFX)(const fm_layer *layers, int n_layers, int l, REAL *out,
+                                        REAL *scratch, size_t stride, size_t tile, size_t *ld) {
+    if (l + 1 == n_layers) {
+        *ld = (size_t)layers[l].n_out;
+        return out;
+    }
+    *ld = stride;
+    return scratch + (size_t)(l & 1) * tile * stride;
+}
+
+/* One tile of rows through every layer: the first layer reads x and the last
+ * writes out. */
 static void FM_CAT(run_tile_, SFX)(const fm_kernel_table *k, const fm_layer *layers, int n_layers,
                                    const REAL *x, size_t rows, REAL *out, REAL *scratch,
                                    size_t stride, size_t tile) {
@@ -10,9 +22,9 @@ static void FM_CAT(run_tile_, SFX)(const fm_kernel_table *k, const fm_layer *lay
     const REAL *in = x;
     size_t ld_in = (size_t)layers[0].n_in;
     for (int l = 0; l < n_layers; l++) {
-        const int last = l + 1 == n_layers;
-        REAL *dst = last ? out : scratch + (size_t)(l & 1) * tile * stride;
-        const size_t ld_dst = last ? (size_t)layers[l].n_out : stride;
+        size_t ld_dst;
+        REAL *dst = FM_CAT(layer_output_, SFX)(layers, n_layers, l, out, scratch, stride, tile,
+                                               &ld_dst);
         k->FM_CAT(dense_cols_, SFX)(&layers[l], in, ld_in, rows, dst, ld_dst, 1, 0,
                                     fm_panels(layers[l].n_out, sizeof(REAL)), apack);
         in = dst;
@@ -74,9 +86,9 @@ static void FM_CAT(run_split_, SFX)(const fm_kernel_table *k, const fm_layer *la
     const REAL *in = x;
     size_t ld_in = (size_t)layers[0].n_in;
     for (int l = 0; l < n_layers; l++) {
-        const int last = l + 1 == n_layers;
-        REAL *dst = last ? out : scratch + (size_t)(l & 1) * tile * stride;
-        const size_t ld_dst = last ? (size_t)layers[l].n_out : stride;
+        size_t ld_dst;
+        REAL *dst = FM_CAT(layer_output_, SFX)(layers, n_layers, l, out, scratch, stride, tile,
+                                               &ld_dst);
         FM_CAT(columns_job_, SFX) job = {k, &layers[l], in, ld_in, rows, dst, ld_dst,
                                          fm_panels(layers[l].n_out, sizeof(REAL)), 2 * width};
         fm_pool_run(FM_CAT(columns_task_, SFX), &job, job.n_tasks, width);

@@ -93,15 +93,18 @@ void fm_activate_f32(fm_activation act, float *z, size_t rows, size_t cols, size
 void fm_activate_f64(fm_activation act, double *z, size_t rows, size_t cols, size_t ld);
 
 /* The whole network over a C-contiguous batch: x is rows x layers[0].n_in,
- * out is rows x layers[n-1].n_out. threads <= 0 means the default (all the
- * cores OpenMP may use). Returns 0, or -1 when scratch memory ran out. */
+ * out is rows x layers[n-1].n_out, on up to `threads` threads of the pool
+ * (pool.c; <= 0: fm_default_threads()). Returns 0, or -1 when scratch memory
+ * ran out. */
 int fm_forward_f32(const fm_layer *layers, int n_layers, const float *x, size_t rows,
                    float *out, int threads);
 int fm_forward_f64(const fm_layer *layers, int n_layers, const double *x, size_t rows,
                    double *out, int threads);
 
-/* Threads a call uses by default (OpenMP's max threads; 1 without OpenMP). */
+/* Threads a call uses by default: the CPUs this process may use, or fewer when
+ * OpenMP's setting (OMP_NUM_THREADS, threadpoolctl) says so. */
 int fm_default_threads(void);
+/* Nonzero when built with OpenMP, which only supplies that setting. */
 int fm_have_openmp(void);
 
 #ifdef __cplusplus

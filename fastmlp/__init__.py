@@ -20,7 +20,8 @@ _core.select_kernel(_os.environ.get("FASTMLP_KERNEL", "auto").strip().lower() or
 
 
 def build_info():
-    """What this build runs with: the kernel variant in use, those the CPU supports, OpenMP."""
+    """What this build runs with: the kernel variant in use, those the CPU supports, whether
+    OpenMP supplies the default thread count, and that default."""
     return {
         "version": __version__,
         "kernel": _core.active_kernel(),

@@ -569,3 +569,13 @@ def test_unknown_input_element_type():
                               [helper.make_tensor_value_info("x", 99, [None, 4])],
                               [helper.make_tensor_value_info("y", 1, None)])
     refusal(helper.make_model(graph), "input 'x' has element type 99 (unknown)")
+
+
+def test_refusals_of_a_file_name_the_file(tmp_path):
+    # The CLI relies on it: every ValueError of a loader names the file.
+    path = tmp_path / "m.onnx"
+    onnx.save(chain(mm(), helper.make_node("HardSigmoid", ["h"], ["y"], name="hs")), path)
+    for source in (path, str(path)):
+        refusal(source, f"{path}: node 'hs' (HardSigmoid): unsupported operator")
+    path.write_bytes(b"not protobuf")
+    refusal(path, f"{path} is not a readable ONNX model")

@@ -34,11 +34,17 @@ def from_onnx(model):
     """Returns a :class:`fastmlp.Network` computing the ONNX model on (batch, features) input.
 
     ``model`` is a path, the serialized bytes, or an ``onnx.ModelProto``. The dtype is the
-    input's element type (float or double).
+    input's element type (float or double). Anything the graph holds that fastmlp cannot
+    convert raises ValueError naming the node (and the file, for a path).
     """
     onnx = require("onnx", "onnx", "from_onnx")
     proto = _load(model, onnx)
-    return _Walker(proto, onnx).network()
+    try:
+        return _Walker(proto, onnx).network()
+    except ValueError as exc:
+        if not isinstance(model, (str, os.PathLike)):
+            raise
+        raise ValueError(f"{os.fspath(model)}: {exc}") from exc
 
 
 def _load(model, onnx):

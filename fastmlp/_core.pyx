@@ -112,6 +112,8 @@ cdef enum:
 # Below this many multiply-adds the GIL is kept: releasing it costs more than the work.
 cdef enum:
     GIL_RELEASE_MIN_MACS = 4096
+    # A cap on any thread count handed to C (the pool has far fewer slots).
+    MAX_THREADS = 1 << 16
 
 
 cdef inline fm_ndarray *_plain_array(object a, object descr, int flags) noexcept:
@@ -192,7 +194,8 @@ cdef class CompiledNetwork:
         if threads is not None:
             if type(threads) is not int or threads < 1:
                 return self._forward_slow(x, out, threads)
-            nthreads = threads
+            # More threads than slots are never used; the cap keeps huge ints out of C's int.
+            nthreads = threads if threads < MAX_THREADS else MAX_THREADS
         cdef fm_ndarray *xa = _plain_array(x, self.dtype, C_CONTIGUOUS | ALIGNED)
         if xa == NULL or xa.nd < 1 or xa.nd > 2 or xa.dimensions[xa.nd - 1] != self.n_inputs:
             return self._forward_slow(x, out, threads)

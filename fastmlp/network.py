@@ -18,9 +18,15 @@ def _numeric_array(value, what):
     return array
 
 
-def _check_finite(array, what):
+def _check_finite(array, what, dtype):
+    """array must hold finite values once cast to dtype (1e300 is finite, but not in float32)."""
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains NaN or infinity")
+    with np.errstate(over="ignore"):
+        if not np.all(np.isfinite(array.astype(dtype))):
+            largest = float(np.max(np.abs(array)))
+            raise ValueError(f"{what} holds {largest:g}, which overflows {dtype.name} "
+                             f"(largest finite: {float(np.finfo(dtype).max):g})")
 
 
 def _resolve_dtype(dtype, weights):
@@ -35,12 +41,17 @@ def _resolve_dtype(dtype, weights):
     return dtype
 
 
+# No machine has more cores than this; larger requests are capped (the pool uses at most
+# the cores there are anyway), so huge integers never overflow the C int they become.
+_MAX_THREADS = 1 << 16
+
+
 def _check_threads(threads):
     if threads is None:
         return 0
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    return int(threads)
+    return min(int(threads), _MAX_THREADS)
 
 
 def _as_sequence(value, what):
@@ -65,11 +76,15 @@ def _validate_weights(weights):
             raise ValueError(f"layer {l} has {w.shape[0]} inputs (weights of shape {w.shape}) "
                              f"but layer {l - 1} has {weights[l - 1].shape[1]} outputs "
                              f"(weights of shape {weights[l - 1].shape})")
-        _check_finite(w, f"weights of layer {l}")
     return weights
 
 
-def _validate_biases(biases, weights):
+def _check_weights_finite(weights, dtype):
+    for l, w in enumerate(weights):
+        _check_finite(w, f"weights of layer {l}", dtype)
+
+
+def _validate_biases(biases, weights, dtype):
     if biases is None:
         biases = [None] * len(weights)
     biases = _as_sequence(biases, "biases")
@@ -85,7 +100,7 @@ def _validate_biases(biases, weights):
         if b.shape not in ((n_out,), (n_out, 1), (1, n_out)):
             raise ValueError(f"bias of layer {l} has shape {b.shape}; layer {l} has {n_out} "
                              f"outputs, so expected ({n_out},), ({n_out}, 1) or (1, {n_out})")
-        _check_finite(b, f"bias of layer {l}")
+        _check_finite(b, f"bias of layer {l}", dtype)
         checked.append(b.reshape(n_out))
     return checked
 
@@ -101,6 +116,17 @@ def _validate_activations(activations, n_layers):
         raise ValueError(f"got {len(specs)} activations for {n_layers} layers; "
                          "give one for every layer, or one for all")
     return [_activations.resolve(spec) for spec in specs]
+
+
+def _check_params_fit(resolved, dtype):
+    """Activation parameters must stay finite in the network's dtype (a slope of 1e300 is
+    inf in float32, and inf * 0 would turn zeros into NaN)."""
+    with np.errstate(over="ignore"):
+        for l, (name, params, _) in enumerate(resolved):
+            for key, value in params.items():
+                if np.isfinite(value) and not np.isfinite(dtype.type(value)):
+                    raise ValueError(f"activation of layer {l}: {name} parameter {key!r} = "
+                                     f"{value:g} overflows {dtype.name}")
 
 
 def _read_only_copy(array, dtype):
@@ -122,16 +148,23 @@ class Network(CompiledNetwork):
     """
 
     def __init__(self, weights, biases, activations, dtype=None, threads=None):
+        if getattr(self, "_weights", None) is not None:
+            # The compiled layers cannot be replaced; changing only the Python side would
+            # describe one network and compute another.
+            raise RuntimeError("a Network cannot be initialised twice; create a new one")
         weights = _validate_weights(_as_sequence(weights, "weights"))
-        biases = _validate_biases(biases, weights)
-        resolved = _validate_activations(activations, len(weights))
         dtype = _resolve_dtype(dtype, weights)
+        _check_weights_finite(weights, dtype)
+        biases = _validate_biases(biases, weights, dtype)
+        resolved = _validate_activations(activations, len(weights))
+        _check_params_fit(resolved, dtype)
+        threads = _check_threads(threads)
         self._weights = tuple(_read_only_copy(w, dtype) for w in weights)
         self._biases = tuple(_read_only_copy(b, dtype) for b in biases)
         self._activations = tuple(name for name, _, _ in resolved)
         self._activation_params = tuple(params for _, params, _ in resolved)
         self._build(list(self._weights), list(self._biases), [codes for _, _, codes in resolved],
-                    dtype == np.float64, _check_threads(threads))
+                    dtype == np.float64, threads)
 
     # -- description ---------------------------------------------------------------
     @property

@@ -32,8 +32,12 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .network import Network
 
 FORMAT = "fastmlp"
 VERSION = 1
@@ -41,7 +45,7 @@ SUFFIXES = (".npz", ".safetensors")
 _DTYPES = ("float32", "float64")
 
 
-def save(net, path):
+def save(net: "Network", path: "Union[str, os.PathLike[str]]") -> None:
     """Writes ``net`` to ``path`` (.npz or .safetensors), replacing the file atomically."""
     import fastmlp
 
@@ -62,17 +66,14 @@ def save(net, path):
             for name, params in zip(net.activations, net.activation_params)
         ],
     }
-    # Write beside the target and rename, so a crash never leaves a half-written model.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer(f, arrays, metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Written beside the target and renamed, so a crash never leaves a half-written model.
+    from .tabular import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        writer(f, arrays, metadata)
 
 
-def load(path, mmap=False):
+def load(path: "Union[str, os.PathLike[str]]", mmap: bool = False) -> "Network":
     """Reads a network written by :func:`save`; ``mmap=True`` maps the arrays (see module doc)."""
     path = Path(path)
     reader = {".npz": _read_npz, ".safetensors": _read_safetensors}[_suffix(path)]

@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -229,7 +229,8 @@ def build_numpy_careful(weights, biases, activations, threads):
 
 
 _TORCH_ACTS = {
-    "identity": lambda nn, p: None, "relu": lambda nn, p: nn.ReLU(), "tanh": lambda nn, p: nn.Tanh(),
+    "identity": lambda nn, p: None, "relu": lambda nn, p: nn.ReLU(),
+    "tanh": lambda nn, p: nn.Tanh(),
     "sigmoid": lambda nn, p: nn.Sigmoid(), "softmax": lambda nn, p: nn.Softmax(dim=-1),
     "leaky_relu": lambda nn, p: nn.LeakyReLU(p["negative_slope"]),
     "elu": lambda nn, p: nn.ELU(p["alpha"]), "gelu": lambda nn, p: nn.GELU(),
@@ -494,7 +495,8 @@ def build_numba(weights, biases, activations, threads):
         best = None
         for kern in (k["loops"], k["blas"]):
             kern(x, ws, bs, codes, params)  # compile / warm
-            t = min(_time_block(lambda x: kern(x, ws, bs, codes, params), x, 1) for _ in range(5))
+            t = min(_time_block(lambda x, kern=kern: kern(x, ws, bs, codes, params), x, 1)
+                    for _ in range(5))
             if best is None or t < best[0]:
                 best = (t, kern)
         return best[1]
@@ -584,7 +586,8 @@ def time_interleaved(fns: dict, x, est: dict, settings: Settings, threads) -> di
     block = settings.target_s / settings.rounds
     for name, t in est.items():
         if t >= block:
-            rounds = max(settings.min_rounds, min(settings.rounds, math.ceil(settings.target_s / t)))
+            rounds = max(settings.min_rounds,
+                         min(settings.rounds, math.ceil(settings.target_s / t)))
             plans[name] = (1, rounds)
         else:
             plans[name] = (max(1, int(block / t)), settings.rounds)
@@ -754,9 +757,9 @@ def measure_import(runs) -> dict:
 MEMORY_SPEC = NetSpec((784, 512, 256, 10), "relu", "identity")
 
 
-def _rss_kib(field="VmRSS") -> int:
+def _rss_kib(name="VmRSS") -> int:
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+        return next(int(line.split()[1]) for line in f if line.startswith(name + ":"))
 
 
 def _reset_peak_rss() -> bool:
@@ -972,7 +975,8 @@ def write_chart(cells, path):
     for c in cells:
         groups.setdefault((c["dtype"], c["threads"]), {}).setdefault(c["network"], []).append(c)
     nets = list(dict.fromkeys(c["network"] for c in cells))
-    tools = list(dict.fromkeys(t for c in cells for t in c["tools"] if "median_us" in c["tools"][t]))
+    tools = list(dict.fromkeys(t for c in cells for t in c["tools"]
+                               if "median_us" in c["tools"][t]))
     colors = {t: plt.cm.tab10(i) for i, t in enumerate(tools)}
     fig, axes = plt.subplots(2 * len(groups), len(nets), squeeze=False,
                              figsize=(4.2 * len(nets), 3.0 * 2 * len(groups)))

@@ -19,8 +19,9 @@ from ._activations import ACTIVATION_DEFAULTS, activation_names
 from .network import Network
 
 __version__ = "0.1.0"
-__all__ = ["Network", "activation_names", "ACTIVATION_DEFAULTS", "build_info", "get_include", "load",
-           "predict_file", "from_sklearn", "from_torch", "from_keras", "from_onnx", "__version__"]
+__all__ = ["Network", "activation_names", "ACTIVATION_DEFAULTS", "build_info", "get_include",
+           "load", "predict_file", "from_sklearn", "from_torch", "from_keras", "from_onnx",
+           "__version__"]
 
 
 def _select_kernel(requested: str) -> None:

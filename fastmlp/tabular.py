@@ -56,7 +56,8 @@ def predict_file(net: "Network", source: PathLike, destination: PathLike, *,
     progress: called as progress(rows, fraction or None) after each block.
     header, delimiter: CSV input only; header None detects a header line.
     """
-    fmt_in, fmt_out = data_format(source, "input"), data_format(destination, "output")
+    data_format(source, "input")
+    fmt_out = data_format(destination, "output")
     source, destination = os.fspath(source), os.fspath(destination)
     if source != STDIO and not os.path.isfile(source):
         raise FileNotFoundError(errno.ENOENT, "no such file", source)

@@ -20,7 +20,7 @@ DEFAULT_SHAPE = "784-512-256-10"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL",
                         help="a .npz, .safetensors or .onnx model (default: random weights "
-                             f"of the shape given by --shape)")
+                             "of the shape given by --shape)")
     parser.add_argument("--shape", default=DEFAULT_SHAPE, metavar="WIDTHS",
                         help=f"layer widths of the built-in network, relu then identity "
                              f"(default {DEFAULT_SHAPE})")

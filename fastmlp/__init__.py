@@ -16,11 +16,13 @@ except ImportError:  # e.g. `python -m fastmlp` in a clone's root: no compiled c
         "this is probably a source checkout shadowing the installed fastmlp; run from another "
         "directory, or build it here with `pip install -e .`") from None
 from ._activations import ACTIVATION_DEFAULTS, activation_names
+from .layers import Activation, Affine, Dense, LayerNorm, Residual
 from .network import Network
 
 __version__ = "0.1.0"
-__all__ = ["Network", "activation_names", "ACTIVATION_DEFAULTS", "build_info", "get_include",
-           "load", "predict_file", "from_sklearn", "from_torch", "from_keras", "from_onnx",
+__all__ = ["Network", "Dense", "Affine", "LayerNorm", "Activation", "Residual",
+           "activation_names", "ACTIVATION_DEFAULTS", "build_info", "get_include", "load",
+           "predict_file", "from_sklearn", "from_torch", "from_keras", "from_onnx",
            "__version__"]
 
 

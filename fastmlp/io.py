@@ -46,17 +46,21 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from . import _schema
+
+if TYPE_CHECKING:
+    from .network import Network
 
 FORMAT = _schema.FORMAT
 VERSION = _schema.VERSION
 SUFFIXES = (".npz", ".safetensors")
 
 
-def save(net, path):
+def save(net: "Network", path: "Union[str, os.PathLike[str]]") -> None:
     """Writes ``net`` to ``path`` (.npz or .safetensors), replacing the file atomically."""
     import fastmlp
 
@@ -65,17 +69,14 @@ def save(net, path):
     path = Path(path)
     writer = {".npz": _write_npz, ".safetensors": _write_safetensors}[_suffix(path)]
     metadata, arrays = _schema.describe(net)
-    # Write beside the target and rename, so a crash never leaves a half-written model.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer(f, arrays, metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Written beside the target and renamed, so a crash never leaves a half-written model.
+    from .tabular import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        writer(f, arrays, metadata)
 
 
-def load(path, mmap=False):
+def load(path: "Union[str, os.PathLike[str]]", mmap: bool = False) -> "Network":
     """Reads a network written by :func:`save`; ``mmap=True`` maps the arrays (see module doc)."""
     path = Path(path)
     reader = {".npz": _read_npz, ".safetensors": _read_safetensors}[_suffix(path)]

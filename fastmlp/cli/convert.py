@@ -23,11 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def with_dtype(net: "Network", dtype: str) -> "Network":
-    """The same network computing in `dtype`, built from its public description."""
-    import fastmlp
-
-    return fastmlp.Network(net.weights, net.biases,
-                           list(zip(net.activations, net.activation_params)), dtype=dtype)
+    """The same network (every kind of layer) computing in `dtype`."""
+    return net.astype(dtype)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@
 """
 import os as _os
 
-from . import _core
+from . import _core, _threadpoolctl
 from ._activations import ACTIVATION_DEFAULTS, activation_names
 from .network import Network
 
@@ -17,18 +17,21 @@ __all__ = ["Network", "activation_names", "ACTIVATION_DEFAULTS", "build_info", "
 
 # The kernel variant is chosen once, here; FASTMLP_KERNEL forces one (generic, avx2, avx512).
 _core.select_kernel(_os.environ.get("FASTMLP_KERNEL", "auto").strip().lower() or "auto")
+# threadpoolctl (when installed) sees fastmlp's pool: threadpool_limits(n) limits it.
+_threadpoolctl.register()
 
 
 def build_info():
-    """What this build runs with: the kernel variant in use, those the CPU supports, whether
-    OpenMP supplies the default thread count, and that default."""
+    """What this build runs with: the kernel variant in use, those the CPU supports, the
+    default thread count and where it comes from ("cpus", "OMP_NUM_THREADS" or
+    "threadpoolctl")."""
     return {
         "version": __version__,
         "kernel": _core.active_kernel(),
         "kernels_supported": _core.supported_kernels(),
         "kernels_built": _core.kernel_names(),
-        "openmp": _core.have_openmp(),
         "default_threads": _core.default_threads(),
+        "default_threads_from": _core.default_threads_source(),
     }
 
 

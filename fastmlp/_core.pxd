@@ -46,7 +46,8 @@ cdef extern from "fastmlp.h" nogil:
     int fm_forward_f64(const fm_layer *layers, int n_layers, const double *x, size_t rows,
                        double *out, int threads)
     int fm_default_threads()
-    int fm_have_openmp()
+    int fm_default_threads_source()
+    void fm_set_thread_limit(int n)
 
 
 cdef class CompiledNetwork:

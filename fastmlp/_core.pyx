@@ -48,8 +48,15 @@ def default_threads():
     return fm_default_threads()
 
 
-def have_openmp():
-    return bool(fm_have_openmp())
+def default_threads_source():
+    """Where default_threads() comes from: "threadpoolctl" (a limit set at run time),
+    "OMP_NUM_THREADS" or "cpus" (the CPUs this process may use)."""
+    return ("cpus", "OMP_NUM_THREADS", "threadpoolctl")[fm_default_threads_source()]
+
+
+def set_thread_limit(int n):
+    """Limits default_threads() to n for every caller (n <= 0: no limit)."""
+    fm_set_thread_limit(n)
 
 
 cdef int _pack_layer(fm_layer *layer, const real[:, ::1] w, const real[::1] b) except -1:

@@ -41,7 +41,7 @@ enum {
                    "kernels.def: the mr of " #name " must divide FM_TILE_QUANTUM");            \
     _Static_assert((gemv) >= 1, "kernels.def: gemv of " #name " must be positive");
 FM_KERNELS(FM_CHECK_ROW)
-_Static_assert(FM_N_POSITIONS == FM_N_KERNELS, "kernels.def: ids run 0 .. n-1");
+_Static_assert((int)FM_N_POSITIONS == (int)FM_N_KERNELS, "kernels.def: ids run 0 .. n-1");
 _Static_assert(FM_KERNEL_generic == 0, "kernels.def: the generic variant comes first");
 
 /* Written once, by fm_select_kernel at import, before any call can read it. */

@@ -7,7 +7,7 @@
 #ifndef FASTMLP_PORTABLE_H
 #define FASTMLP_PORTABLE_H
 
-#if defined(_MSC_VER) && !defined(__clang__) && !defined(FM_FORCE_STDATOMIC)
+#if (defined(_MSC_VER) && !defined(__clang__)) || defined(FM_USE_INTERLOCKED)
 #include <windows.h>
 typedef volatile long fm_atomic_int;
 #define fm_atomic_load(p) InterlockedCompareExchange((p), 0, 0)

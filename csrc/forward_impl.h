@@ -93,7 +93,7 @@ static void FM_CAT(run_split_, SFX)(const fm_kernel_table *k, const fm_layer *la
                                          fm_panels(layers[l].n_out, sizeof(REAL)), 2 * width};
         fm_pool_run(FM_CAT(columns_task_, SFX), &job, job.n_tasks, width);
         /* dense_cols leaves softmax to whoever sees whole rows. */
-        if (layers[l].activation.kind == FM_SOFTMAX && job.n_panels > 1)
+        if (fm_activation_needs_whole_rows(layers[l].activation.kind) && job.n_panels > 1)
             k->FM_CAT(activate_, SFX)(layers[l].activation, dst, rows, layers[l].n_out, ld_dst);
         in = dst;
         ld_in = ld_dst;

@@ -13,6 +13,7 @@ cdef extern from "fastmlp.h" nogil:
     ctypedef struct fm_activation:
         int kind
         double p0, p1
+        const void *vec
 
     ctypedef struct fm_layer:
         int n_in, n_out

@@ -9,6 +9,7 @@ right from the buffer itself and hands everything else to the Python slow path.
 """
 from cpython.object cimport PyObject
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -137,11 +138,12 @@ cdef class CompiledNetwork:
             for l in range(self.n_layers):
                 fm_aligned_free(<void *>self.layers[l].packed_weights)
                 fm_aligned_free(<void *>self.layers[l].bias)
+                fm_aligned_free(<void *>self.layers[l].activation.vec)
             free(self.layers)
 
     def _build(self, list weights, list biases, list activations, bint is_double, int threads):
         """Pack validated layers: C-contiguous weights and 1-D biases in the network's
-        dtype, activations as (code, p0, p1)."""
+        dtype, activations as (code, p0, p1) or (code, p0, p1, per-feature values)."""
         if self.layers != NULL:
             raise RuntimeError("network already built")
         cdef int n = len(weights), l
@@ -154,10 +156,14 @@ cdef class CompiledNetwork:
                 _pack_layer[double](&self.layers[l], weights[l], biases[l])
             else:
                 _pack_layer[float](&self.layers[l], weights[l], biases[l])
-            code, p0, p1 = activations[l]
+            code, p0, p1 = activations[l][:3]
             self.layers[l].activation.kind = code
             self.layers[l].activation.p0 = p0
             self.layers[l].activation.p1 = p1
+            self.layers[l].activation.vec = NULL
+            if len(activations[l]) > 3:
+                self.layers[l].activation.vec = _feature_values(activations[l][3], is_double,
+                                                                self.layers[l].n_out)
         self.is_double = is_double
         self.n_inputs = self.layers[0].n_in
         self.n_outputs = self.layers[n - 1].n_out
@@ -271,3 +277,24 @@ cdef class CompiledNetwork:
                 fm_activate_f32(act, &z[0, 0], z.shape[0], z.shape[1], z.shape[1])
             else:
                 fm_activate_f64(act, &z[0, 0], z.shape[0], z.shape[1], z.shape[1])
+
+
+cdef extern from "fastmlp.h":
+    const char *fm_activation_name(int kind)
+
+
+def activation_codes():
+    """The C core's activation codes: {name: code}, the one table fastmlp._activations reads."""
+    return {fm_activation_name(k).decode(): k for k in range(FM_N_ACTIVATIONS)}
+
+
+cdef void *_feature_values(values, bint is_double, int n_out) except NULL:
+    """A copy of n_out per-feature activation parameters in the network's dtype (aligned
+    memory, freed with the layer)."""
+    cdef const unsigned char[::1] raw = np.ascontiguousarray(
+        values, _float64 if is_double else _float32).reshape(n_out).view(np.uint8)
+    cdef void *copy = fm_aligned_alloc(raw.shape[0])
+    if copy == NULL:
+        raise MemoryError("not enough memory for the activation's per-feature values")
+    memcpy(copy, &raw[0], raw.shape[0])
+    return copy

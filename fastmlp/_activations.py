@@ -50,16 +50,20 @@ def activation_names() -> Tuple[str, ...]:
     return tuple(_DEFAULTS)
 
 
+def canonical_name(name: str) -> str:
+    """The canonical spelling of an activation name (aliases resolved), known or not."""
+    key = name.strip().lower()
+    return _ALIASES.get(key, key)
+
+
 def _valid_names() -> str:
     return ", ".join(sorted(list(_DEFAULTS) + list(_ALIASES)))
 
 
 def _check_parameter(name: str, key: str, value: Any) -> float:
-    if name == "prelu" and np.ndim(value) > 0:
-        raise TypeError(f"prelu with one slope per feature (got {np.size(value)} slopes) is not "
-                        "supported by Network(weights, biases, activations); give one number "
-                        "as 'slope'")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} parameter {key!r} must be a number, got {value!r}")
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)  # numpy scalars
         except (TypeError, ValueError):
@@ -93,8 +97,7 @@ def resolve(spec: Any) -> Tuple[str, Dict[str, float], Tuple[int, float, float]]
             raise TypeError(f"activation parameters must be a dict, got {params!r}")
     else:
         raise TypeError(f"an activation is a name or a (name, params) pair, got {spec!r}")
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key)
+    key = canonical_name(name)
     if key not in _DEFAULTS:
         raise ValueError(f"unknown activation {name!r}; valid names: {_valid_names()}")
     defaults = _DEFAULTS[key]

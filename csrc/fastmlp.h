@@ -25,14 +25,35 @@ typedef enum {
     FM_GELU_TANH,  /* tanh approximation */
     FM_SILU,
     FM_SOFTPLUS,   /* p0: beta, p1: threshold (beta*z above it gives z) */
+    FM_SELU,       /* PyTorch's alpha and scale */
+    FM_CELU,       /* p0: alpha (nonzero) */
+    FM_MISH,
+    FM_HARDSWISH,  /* z relu6(z + 3) / 6 */
+    FM_HARDSIGMOID, /* p0: alpha, p1: beta; clip(alpha z + beta, 0, 1) */
+    FM_RELU6,
+    FM_HARDTANH,   /* p0: min, p1: max (min <= max, either may be infinite) */
+    FM_PRELU,      /* p0: slope, or one slope per feature in vec */
+    FM_SOFTSIGN,
+    FM_LOG_SOFTMAX, /* per row */
     FM_N_ACTIVATIONS
 } fm_activation_kind;
 
+/* vec is NULL, or (FM_PRELU only) one value per output feature in the network's dtype. */
 typedef struct {
     int kind;
     double p0, p1;
     const void *vec; /* FM_PRELU: one slope per feature, or NULL */
 } fm_activation;
+
+/* The activation's name as the Python API spells it ("relu", "log_softmax"; NULL for an
+ * unknown kind). */
+const char *fm_activation_name(int kind);
+
+/* Softmax and log-softmax normalise over the whole row: a kernel that computes only some
+ * of a layer's columns leaves them to whoever sees every column. */
+static inline int fm_activation_needs_whole_rows(int kind) {
+    return kind == FM_SOFTMAX || kind == FM_LOG_SOFTMAX;
+}
 
 /* Weights are packed in column panels of FM_PANEL_BYTES: panel p holds, for
  * every input k, the outputs p*NR .. p*NR+NR-1 (zero padded), NR = 32 floats

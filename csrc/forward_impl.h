@@ -71,7 +71,7 @@ static void FM_CAT(run_dense_, SFX)(const fm_kernel_table *k, const fm_layer *la
     FM_CAT(columns_job_, SFX) job = {k, layer, in, ld_in, rows, dst, ld_dst, n_panels, 2 * width};
     fm_pool_run(FM_CAT(columns_task_, SFX), &job, job.n_tasks, width);
     /* dense_cols leaves softmax to whoever sees whole rows. */
-    if (layer->activation.kind == FM_SOFTMAX && n_panels > 1)
+    if (fm_activation_needs_whole_rows(layer->activation.kind) && n_panels > 1)
         k->FM_CAT(activate_, SFX)(layer->activation, dst, rows, layer->n_out, ld_dst);
 }
 

@@ -439,3 +439,13 @@ cdef _check_out(out, shape, dtype):
         raise ValueError("out must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
+
+
+cdef extern from "fastmlp.h":
+    const char *fm_activation_name(int kind)
+    enum: FM_N_ACTIVATIONS
+
+
+def activation_codes():
+    """The C core's activation codes: {name: code}, the one table fastmlp._activations reads."""
+    return {fm_activation_name(k).decode(): k for k in range(FM_N_ACTIVATIONS)}

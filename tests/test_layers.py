@@ -238,3 +238,20 @@ def test_damaged_version_2_files_are_explained(tmp_path, change, message):
     rewrite_metadata(path, change)
     with pytest.raises(ValueError, match=message):
         fastmlp.load(path)
+
+
+@pytest.mark.parametrize("precision", [None, "bfloat16", "int8"])
+def test_prelu_with_one_slope_per_feature(tmp_path, precision):
+    slopes = np.array([0.1, 0.2, 0.3, 0.4])
+    net = fastmlp.Network([Dense(np.eye(4), None, ("prelu", {"slope": slopes})),
+                           Activation(("prelu", {"slope": slopes[::-1]})),
+                           Dense(np.ones((4, 3)), None, "log_softmax")], precision=precision)
+    x = np.array([[-1.0, -2.0, 3.0, -4.0]], dtype=net.dtype)
+    hidden = np.where(x > 0, x, slopes * x)
+    hidden = np.where(hidden > 0, hidden, slopes[::-1] * hidden)
+    np.testing.assert_allclose(net.trace(x)[1][1], hidden, rtol=1e-2 if precision else 1e-12)
+    net.save(tmp_path / "m.npz")
+    back = fastmlp.load(tmp_path / "m.npz")
+    assert np.array_equal(back(x), net(x)) and back.layers == net.layers
+    with pytest.raises(ValueError, match="layer 0: prelu slope has 3 values for 4 features"):
+        fastmlp.Network([Dense(np.eye(4), None, ("prelu", {"slope": slopes[:3]}))])

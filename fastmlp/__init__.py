@@ -9,10 +9,11 @@ import os as _os
 
 from . import _core
 from ._activations import ACTIVATION_DEFAULTS, activation_names
+from .layers import Activation, Affine, Dense, LayerNorm, Residual
 from .network import Network
 
 __version__ = "0.1.0"
-__all__ = ["Network", "activation_names", "ACTIVATION_DEFAULTS", "build_info", "get_include", "load",
+__all__ = ["Network", "Dense", "Affine", "LayerNorm", "Activation", "Residual", "activation_names", "ACTIVATION_DEFAULTS", "build_info", "get_include", "load",
            "from_sklearn", "from_torch", "from_keras", "from_onnx", "__version__"]
 
 # The kernel variant is chosen once, here; FASTMLP_KERNEL forces one (generic, avx2, avx512).

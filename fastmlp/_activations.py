@@ -26,6 +26,12 @@ def activation_names():
     return tuple(_TABLE)
 
 
+def canonical_name(name):
+    """The canonical spelling of an activation name (aliases resolved), known or not."""
+    key = name.strip().lower()
+    return _ALIASES.get(key, key)
+
+
 def _valid_names():
     return ", ".join(sorted(list(_TABLE) + list(_ALIASES)))
 

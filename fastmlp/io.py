@@ -47,6 +47,10 @@ def save(net, path):
 
     if not isinstance(net, fastmlp.Network):
         raise TypeError(f"save expects a fastmlp.Network, got {type(net).__name__}")
+    if not net.is_dense_chain:
+        raise ValueError("this file format version holds chains of Dense layers only; "
+                         "pickle the network to keep Affine, LayerNorm, Activation and "
+                         "Residual layers")
     path = Path(path)
     writer = {".npz": _write_npz, ".safetensors": _write_safetensors}[_suffix(path)]
     arrays = {}

@@ -147,7 +147,10 @@ def test_matmul_with_elementwise_constants(dtype):
     inits = {"W1": w1, "W2": w2, "B": b, "S": s, "D": np.abs(d) + 0.5,
              "half": np.array(0.5, dtype), "two": np.array([2.0], dtype)}
     net = check(make_model(nodes, inits, dtype, n_inputs=4), dtype)
-    assert net.activations == ("tanh", "identity")
+    # The Add right after the MatMul is its bias; the other maps are Affine steps, so the
+    # Tanh after them is an Activation step.
+    assert [type(layer).__name__ for layer in net.layers] == [
+        "Dense", "Affine", "Affine", "Activation", "Affine", "Affine", "Dense", "Affine"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
@@ -324,9 +327,11 @@ def test_pytorch_torchscript_export_float32():
     torch = pytest.importorskip("torch")
     proto = export(torch, torch_mlp(torch, torch.float32), torch.randn(5, 4), dynamo=False)
     net = check(proto, np.float32, scale=4.0)  # against onnxruntime
-    assert net.activations == EXPORTED_ACTIVATIONS
-    # This exporter drops Softplus' threshold: the ONNX model is plain softplus.
-    assert net.activation_params[6]["threshold"] == math.inf
+    # This exporter writes the BatchNormalization (an Affine step, then a Tanh Activation)
+    # and softplus with beta as Mul, Softplus, Div (it drops the threshold): Affine steps
+    # around a plain softplus.
+    assert net.activations == ("relu", "identity", "silu", "gelu", "gelu_tanh", "softplus",
+                               "identity", "leaky_relu", "elu", "sigmoid", "softmax")
 
 
 def test_pytorch_dynamo_export_float64_matches_torch():
@@ -371,11 +376,13 @@ def mm(x="x", y="h", name="mm"):
 
 
 def test_refuses_unknown_operators():
-    refusal(chain(mm(), helper.make_node("HardSigmoid", ["h"], ["y"], name="hs")),
-            "node 'hs' (HardSigmoid): unsupported operator", "supported: Gemm")
+    refusal(chain(mm(), helper.make_node("Sin", ["h"], ["y"], name="sin")),
+            "node 'sin' (Sin): unsupported operator", "supported: Gemm")
     refusal(chain(mm(), helper.make_node("Selu", ["h"], ["y"], name="s", domain="custom.ops"),
                   check=False), "node 's' (Selu)", "domain 'custom.ops'")
-    refusal(chain(mm(), helper.make_node("LogSoftmax", ["h"], ["y"])), "LogSoftmax")
+    refusal(chain(mm(), helper.make_node("Normalizer", ["h"], ["y"], name="n",
+                                         domain="ai.onnx.ml"), check=False),
+            "node 'n' (Normalizer)", "unsupported operator of domain 'ai.onnx.ml'")
 
 
 def test_refuses_weights_computed_at_run_time():
@@ -430,12 +437,15 @@ def test_refuses_training_mode_nodes():
                   inits=stats), "node 'bn' (BatchNormalization)", "training mode")
 
 
-def test_refuses_what_one_dense_layer_cannot_express():
-    refusal(chain(helper.make_node("Relu", ["x"], ["r"], name="r0"), mm("r", "y")),
-            "node 'r0' (Relu)", "before any dense layer")
-    refusal(chain(mm(), helper.make_node("Relu", ["h"], ["r"]),
-                  helper.make_node("Tanh", ["r"], ["y"], name="t")),
-            "node 't' (Tanh)", "right after relu")
+def test_activations_before_any_dense_layer_and_in_a_row():
+    for nodes in ([helper.make_node("Relu", ["x"], ["r"]), mm("r", "y")],
+                  [mm(), helper.make_node("Relu", ["h"], ["r"]),
+                   helper.make_node("Tanh", ["r"], ["y"])]):
+        net = check(chain(*nodes), np.float32)
+        assert "Activation" in [type(layer).__name__ for layer in net.layers]
+
+
+def test_refuses_shapes_that_do_not_chain():
     refusal(chain(helper.make_node("Identity", ["x"], ["y"])), "has no dense layer")
     (w,) = weights(np.float32, (5, 2))
     refusal(chain(mm(), helper.make_node("MatMul", ["h", "W5"], ["y"], name="mm5"),

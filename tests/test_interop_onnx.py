@@ -463,3 +463,170 @@ def test_refuses_other_input_types():
         from_onnx("/nonexistent/model.onnx")
     with pytest.raises(TypeError, match="path, bytes or onnx.ModelProto"):
         from_onnx(42)
+
+
+# -- skl2onnx graphs ------------------------------------------------------------------------
+
+def need(*names):
+    """Skips until the core has these activations (they land on main from another branch)."""
+    missing = sorted(set(names) - set(fastmlp.activation_names()))
+    if missing:
+        pytest.skip(f"this fastmlp core lacks {', '.join(missing)}")
+
+
+def skl2onnx_case(kind, data, dtype, zipmap):
+    """A scikit-learn model trained on a bundled data set, its skl2onnx graph, and X."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn import datasets, preprocessing as pre
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import make_pipeline
+
+    X, y = {"iris": datasets.load_iris, "wine": datasets.load_wine,
+            "breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits,
+            "diabetes": datasets.load_diabetes}[data](return_X_y=True)
+    X = X.astype(dtype)
+    scaler = {"mlp": None, "standard": pre.StandardScaler(), "minmax": pre.MinMaxScaler(),
+              "maxabs": pre.MaxAbsScaler(), "robust": pre.RobustScaler()}[kind]
+    if data == "digits":
+        y = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                      "nine"])[y]  # string labels
+    mlp = (MLPRegressor if data == "diabetes" else MLPClassifier)(
+        hidden_layer_sizes=(12,), max_iter=30, random_state=0)
+    model = mlp if scaler is None else make_pipeline(scaler, mlp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+        options = None if data == "diabetes" else {id(mlp): {"zipmap": zipmap}}
+        proto = skl2onnx.to_onnx(model, X[:1], options=options)
+    return proto, X
+
+
+SKL2ONNX = [(kind, data) for kind, data in (
+    ("mlp", "iris"), ("mlp", "breast_cancer"), ("standard", "wine"), ("minmax", "iris"),
+    ("maxabs", "digits"), ("robust", "breast_cancer"), ("standard", "diabetes"),
+    ("mlp", "diabetes"))]
+
+
+@pytest.mark.parametrize("zipmap", [False, True], ids=["arrays", "zipmap"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("kind, data", SKL2ONNX)
+def test_skl2onnx_graphs_match_onnxruntime(kind, data, dtype, zipmap):
+    if data == "diabetes" and zipmap:
+        pytest.skip("a regressor has no ZipMap")
+    if dtype == np.float64 and zipmap:
+        pytest.skip("onnxruntime's ZipMap takes float only")
+    proto, X = skl2onnx_case(kind, data, dtype, zipmap)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {proto.graph.input[0].name: X})
+    model = from_onnx(proto)
+    tol = tolerance(dtype)
+    if data == "diabetes":
+        np.testing.assert_allclose(model(X), outputs[0].reshape(len(X), -1), rtol=tol,
+                                   atol=tol * np.abs(outputs[0]).max())
+        return
+    labels, proba = outputs
+    if zipmap:  # a list of {label: probability}
+        proba = np.array([[row[c] for c in model.classes_] for row in proba])
+    assert model.network.dtype == dtype
+    np.testing.assert_array_equal(model.predict(X), labels)
+    np.testing.assert_allclose(model.predict_proba(X), proba, rtol=tol, atol=tol)
+    assert model.target_type_ == ("binary" if data == "breast_cancer" else "multiclass")
+
+
+def test_skl2onnx_multilabel_is_refused_with_the_reason():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.datasets import load_iris
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_iris(return_X_y=True)
+    Y = np.stack([y == 0, y == 1], axis=1).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, Y)
+    proto = skl2onnx.to_onnx(clf, X[:1].astype(np.float32),
+                             options={id(clf): {"zipmap": False}})
+    refusal(proto, "(Binarizer)", "multilabel")
+
+
+# -- the new operators, steps and load-time folds ---------------------------------------------
+
+NEW_OPS = [
+    ("Selu", {}, "selu"), ("Celu", {"alpha": 0.5}, "celu"), ("Mish", {}, "mish"),
+    ("HardSwish", {}, "hardswish"), ("HardSigmoid", {}, "hardsigmoid"),
+    ("HardSigmoid", {"alpha": 0.25, "beta": 0.4}, "hardsigmoid"), ("Softsign", {}, "softsign"),
+    ("LogSoftmax", {}, "log_softmax"),
+]
+
+
+def new_activation(name, z, attrs):
+    """float64 references: the ONNX reference evaluator rounds several of these to float32."""
+    import torch
+
+    t = torch.from_numpy(z)
+    F = torch.nn.functional
+    if name == "hardsigmoid":
+        return np.clip(attrs.get("alpha", 0.2) * z + attrs.get("beta", 0.5), 0, 1)
+    return {"selu": F.selu, "celu": lambda v: F.celu(v, attrs.get("alpha", 1.0)),
+            "mish": F.mish, "hardswish": F.hardswish, "softsign": F.softsign,
+            "log_softmax": lambda v: F.log_softmax(v, dim=1)}[name](t).numpy()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("op, attrs, name", NEW_OPS, ids=lambda v: str(v))
+def test_new_activation_ops(dtype, op, attrs, name):
+    need(name)
+    model = two_layers(dtype, op, attrs, opset=18)
+    expected = None
+    if dtype == np.float64:
+        pytest.importorskip("torch")
+        w1, b1, w2, b2 = weights(dtype, (6, 4), (6,), (6, 3), (3,))
+        expected = lambda x: new_activation(  # noqa: E731
+            name, new_activation(name, x @ w1.T + b1, attrs) @ w2 + b2, attrs)
+    net = check(model, dtype, expected, scale=30.0)  # |z| in the tens to hundreds
+    assert net.activations == (name, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_clip_prelu_layernorm_and_residual_add(dtype):
+    need("hardtanh", "prelu")
+    w1, b1, w2, slope, gamma, beta = weights(dtype, (4, 6), (6,), (6, 6), (6,), (6,), (6,),
+                                             seed=3)
+    nodes = [
+        helper.make_node("MatMul", ["x", "W1"], ["m"]),
+        helper.make_node("Add", ["m", "B1"], ["h"]),
+        helper.make_node("Clip", ["h", "lo", "hi"], ["c"]),
+        helper.make_node("LayerNormalization", ["c", "G", "B"], ["n"], epsilon=1e-3),
+        helper.make_node("MatMul", ["n", "W2"], ["f"]),
+        helper.make_node("PRelu", ["f", "S"], ["p"]),
+        helper.make_node("Add", ["c", "p"], ["r"]),  # c + f(c): a residual block
+        helper.make_node("Clip", ["r", "", "hi"], ["y"]),  # no lower bound
+    ]
+    inits = {"W1": w1, "B1": b1, "W2": w2, "S": slope, "G": gamma, "B": beta,
+             "lo": np.array(-1.5, dtype), "hi": np.array(2.0, dtype)}
+    net = check(make_model(nodes, inits, dtype, opset=18), dtype)
+    assert [type(layer).__name__ for layer in net.layers] == ["Dense", "Residual", "Activation"]
+
+
+def test_float16_weights_and_transposed_initializers_are_folded_at_load_time():
+    w = np.random.default_rng(4).normal(size=(3, 4)).astype(np.float16)  # stored (out, in)
+    nodes = [helper.make_node("Cast", ["W16"], ["W32"], to=TensorProto.FLOAT),
+             helper.make_node("Transpose", ["W32"], ["W"], perm=[1, 0]),
+             helper.make_node("Cast", ["x"], ["x32"], to=TensorProto.FLOAT),  # a no-op
+             helper.make_node("MatMul", ["x32", "W"], ["y"])]
+    net = check(make_model(nodes, {"W16": w}), np.float32)
+    np.testing.assert_array_equal(net.weights[0], w.astype(np.float32).T)
+    refusal(make_model([helper.make_node("Cast", ["x"], ["xd"], to=TensorProto.DOUBLE),
+                        helper.make_node("MatMul", ["xd", "W"], ["y"], name="mm")],
+                       {"W": np.ones((4, 2))}, check=False),
+            "(Cast): casts the data to DOUBLE", "input's type (float32)")
+
+
+def test_branch_refusal_hints_at_gelu_only_for_gelu():
+    refusal(chain(mm(), helper.make_node("Relu", ["h"], ["a"]),
+                  helper.make_node("Tanh", ["h"], ["b"]),
+                  helper.make_node("Mul", ["a", "b"], ["y"])), "branches at value 'h'")
+    with pytest.raises(ValueError) as info:
+        from_onnx(chain(mm(), helper.make_node("Relu", ["h"], ["a"]),
+                        helper.make_node("Tanh", ["h"], ["b"]),
+                        helper.make_node("Mul", ["a", "b"], ["y"])))
+    assert "GELU" not in str(info.value)

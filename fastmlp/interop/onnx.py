@@ -181,6 +181,9 @@ class _Walker:
         MLPClassifierModel wrapping it."""
         head = _ClassifierHead.find(self) if len(self.graph.output) == 2 else None
         if head is None:
+            for node in self.graph.node:  # the likely reason two outputs are no classifier
+                if (node.domain, node.op_type) == (_ML_DOMAIN, "Binarizer"):
+                    self._ml_Binarizer(node, _where(node), {})
             return self.network(self.graph.output[0].name, classifier=False)
         self.visited.update(id(n) for n in head.nodes)
         for readers in self.consumers.values():

@@ -74,7 +74,7 @@ def _fitted_steps(pipe):
 
 
 def _network(estimator, scalers):
-    chain = DenseChain(width=estimator.coefs_[0].shape[0])
+    chain = DenseChain()
     for name, scaler in scalers:
         _scaler(chain, scaler, f"pipeline step {name!r} ({type(scaler).__name__})")
     hidden = _activation(estimator.activation, "hidden activation")
@@ -97,10 +97,12 @@ def _scaler(chain, scaler, where):
                          "steps before its MLPClassifier / MLPRegressor")
     if not hasattr(scaler, "n_features_in_"):
         raise ValueError(f"{where}: not fitted yet")
-    if kind is pre.StandardScaler:
-        center, divisor = scaler.mean_, scaler.scale_  # each None when disabled
+    if kind is pre.StandardScaler:  # mean_ is fitted even with with_mean=False
+        center = scaler.mean_ if scaler.with_mean else None
+        divisor = scaler.scale_ if scaler.with_std else None
     elif kind is pre.RobustScaler:
-        center, divisor = scaler.center_, scaler.scale_
+        center = scaler.center_ if scaler.with_centering else None
+        divisor = scaler.scale_ if scaler.with_scaling else None
     elif kind is pre.MaxAbsScaler:
         center, divisor = None, scaler.scale_
     else:  # MinMaxScaler: x * scale_ + min_, then clipped to feature_range when clip=True

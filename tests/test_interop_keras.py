@@ -97,7 +97,6 @@ ACTIVATION_LAYERS = [
     (layers.Softmax(), "softmax", {}),
     (layers.Softmax(axis=1), "softmax", {}),
     (layers.ReLU(max_value=6.0), "hardtanh", {"min_val": 0.0, "max_val": 6.0}),
-    (layers.PReLU(), "prelu", {"slope": 0.0}),
 ]
 
 
@@ -107,6 +106,17 @@ def test_activation_layers(layer, name, params):
     net = check(sequential(layers.Dense(6), layer, layers.Dense(2)))
     assert net.activations == (name, "identity")
     assert net.activation_params[0] == (params or fastmlp.ACTIVATION_DEFAULTS[name])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_layer_has_one_slope_per_feature(dtype):
+    need("prelu")
+    prelu = layers.PReLU(alpha_initializer=keras.initializers.RandomUniform(0.0, 0.5),
+                         dtype=dtype)
+    net = check(sequential(layers.Dense(6, dtype=dtype), prelu, layers.Dense(2, dtype=dtype),
+                           dtype=dtype), dtype)
+    np.testing.assert_array_equal(net.activation_params[0]["slope"],
+                                  prelu.alpha.numpy().astype(dtype))
 
 
 def randomized(bn, n):

@@ -156,13 +156,11 @@ size_t fm_packed_size_f64(int n_in, int n_out);
 void fm_pack_f32(const float *w, int n_in, int n_out, float *dst);
 void fm_pack_f64(const double *w, int n_in, int n_out, double *dst);
 
-/* Kernel variants, best last. */
-typedef enum {
-    FM_KERNEL_GENERIC = 0,
-    FM_KERNEL_AVX2,
-    FM_KERNEL_AVX512,
-    FM_N_KERNELS
-} fm_kernel_id;
+/* Kernel variants, best last: FM_KERNEL_generic, FM_KERNEL_avx2, ... (kernels.def). */
+#include "kernels.def"
+#define FM_KERNEL_ENUM_(name, id, arch, gcc, msvc, features, mr, gemv) FM_KERNEL_##name = id,
+typedef enum { FM_KERNELS(FM_KERNEL_ENUM_) FM_N_KERNELS } fm_kernel_id;
+#undef FM_KERNEL_ENUM_
 
 const char *fm_kernel_name(int kernel);
 /* Nonzero when this CPU and OS can run the variant. */
@@ -194,11 +192,15 @@ int fm_forward_f32(const fm_layer *layers, int n_layers, const float *x, size_t 
 int fm_forward_f64(const fm_layer *layers, int n_layers, const double *x, size_t rows,
                    double *out, int threads);
 
-/* Threads a call uses by default: the CPUs this process may use, or fewer when
- * OpenMP's setting (OMP_NUM_THREADS, threadpoolctl) says so. */
+/* Threads a call uses by default (threads.c): the CPUs this process may use,
+ * or fewer when a limit set at run time (fm_set_thread_limit: threadpoolctl) or
+ * else OMP_NUM_THREADS (its first value) says so. */
 int fm_default_threads(void);
-/* Nonzero when built with OpenMP, which only supplies that setting. */
-int fm_have_openmp(void);
+/* Where that default comes from: one of the FM_THREADS_FROM_* codes. */
+enum { FM_THREADS_FROM_CPUS = 0, FM_THREADS_FROM_ENV = 1, FM_THREADS_FROM_LIMIT = 2 };
+int fm_default_threads_source(void);
+/* Limits the default to n threads for every caller (n <= 0: no limit). */
+void fm_set_thread_limit(int n);
 
 #ifdef __cplusplus
 }

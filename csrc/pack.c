@@ -1,4 +1,5 @@
 /* Packing of row-major weights into the column panels the kernels read. */
+#define _POSIX_C_SOURCE 200809L /* posix_memalign under -std=c11 */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,9 +27,32 @@
 FM_DEFINE_PACK(f32, float, FM_NR_F32)
 FM_DEFINE_PACK(f64, double, FM_NR_F64)
 
+_Static_assert(FM_PANEL_BYTES % FM_ALIGN == 0 || FM_ALIGN % FM_PANEL_BYTES == 0,
+               "panels start on FM_ALIGN boundaries");
+_Static_assert((FM_ALIGN & (FM_ALIGN - 1)) == 0 && FM_ALIGN % sizeof(void *) == 0,
+               "FM_ALIGN must be a power of two and a multiple of sizeof(void *)");
+
+/* C11's aligned_alloc is missing from MSVC and from macOS before 10.15, so:
+ * _aligned_malloc on Windows, posix_memalign elsewhere. */
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
+
 void *fm_aligned_alloc(size_t bytes) {
     if (bytes == 0) return NULL;
-    return aligned_alloc(FM_ALIGN, (bytes + FM_ALIGN - 1) / FM_ALIGN * FM_ALIGN);
+    bytes = (bytes + FM_ALIGN - 1) / FM_ALIGN * FM_ALIGN; /* whole cache lines */
+#if defined(_WIN32)
+    return _aligned_malloc(bytes, FM_ALIGN);
+#else
+    void *p = NULL;
+    return posix_memalign(&p, FM_ALIGN, bytes) == 0 ? p : NULL;
+#endif
 }
 
-void fm_aligned_free(void *p) { free(p); }
+void fm_aligned_free(void *p) {
+#if defined(_WIN32)
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}

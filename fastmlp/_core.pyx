@@ -31,7 +31,8 @@ cdef extern from "fastmlp.h" nogil:
     int fm_select_kernel(const char *name)
     enum: FM_N_KERNELS
     int fm_default_threads()
-    int fm_have_openmp()
+    int fm_default_threads_source()
+    void fm_set_thread_limit(int n)
 
     fm_network *fm_network_new(int is_double)
     void fm_network_free(fm_network *net)
@@ -113,8 +114,15 @@ def default_threads():
     return fm_default_threads()
 
 
-def have_openmp():
-    return bool(fm_have_openmp())
+def default_threads_source():
+    """Where default_threads() comes from: "threadpoolctl" (a limit set at run time),
+    "OMP_NUM_THREADS" or "cpus" (the CPUs this process may use)."""
+    return ("cpus", "OMP_NUM_THREADS", "threadpoolctl")[fm_default_threads_source()]
+
+
+def set_thread_limit(int n):
+    """Limits default_threads() to n for every caller (n <= 0: no limit)."""
+    fm_set_thread_limit(n)
 
 
 # numpy's array flags

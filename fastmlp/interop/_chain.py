@@ -173,12 +173,10 @@ class DenseChain:
             activations = [a if a is not None else "identity" for a in activations]
             return fastmlp.Network(list(weights), list(biases), activations, dtype=dtype)
         layers = _layers(self.steps)
-        if _width_of(self.steps[0]) is None:
-            # An Activation / Residual / scalar Affine first: the Network cannot tell the
-            # width from it, so an exact x * 1 step says it.
-            n_inputs = self.n_inputs or _input_width(self.steps)
-            layers.insert(0, fastmlp.layers.Affine(scale=np.ones(n_inputs)))
-        return fastmlp.Network(layers, dtype=dtype)
+        # An Activation / Residual / scalar Affine first does not tell the width: say it.
+        n_inputs = None if _width_of(self.steps[0]) else (
+            self.n_inputs or _input_width(self.steps))
+        return fastmlp.Network(layers, dtype=dtype, n_inputs=n_inputs)
 
 
 def _width_of(step):

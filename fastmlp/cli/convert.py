@@ -23,11 +23,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def with_dtype(net: "Network", dtype: str) -> "Network":
-    """The same network computing in `dtype`, built from its public description."""
+    """The same network computing in `dtype`, built from its public layers."""
     import fastmlp
 
-    return fastmlp.Network(net.weights, net.biases,
-                           list(zip(net.activations, net.activation_params)), dtype=dtype)
+    return fastmlp.Network(list(net.layers), dtype=dtype)
 
 
 def run(args: argparse.Namespace) -> int:

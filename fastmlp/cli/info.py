@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any, Dict, Mapping
 
+import numpy as np
+
 from ._common import count, load_model
 
 if TYPE_CHECKING:
@@ -17,12 +19,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the description as JSON")
 
 
+def _parameter_count(layer: Any) -> int:
+    """The numbers a layer holds (its arrays' sizes; a Residual's inner layers included)."""
+    total = 0
+    for key in type(layer).__slots__:
+        value = getattr(layer, key)
+        if key == "layers":  # a Residual's
+            total += sum(_parameter_count(inner) for inner in value)
+        elif isinstance(value, np.ndarray):
+            total += value.size
+    return total
+
+
+def _describe_layer(layer: Any) -> Dict[str, Any]:
+    from fastmlp.layers import Dense
+
+    if isinstance(layer, Dense):
+        activation: Any = layer.activation  # (name, params) once inside a Network
+        (n_in, n_out), (name, params) = layer.weights.shape, activation
+        return {"kind": "Dense", "inputs": n_in, "outputs": n_out, "activation": name,
+                "activation_params": dict(params), "parameters": _parameter_count(layer)}
+    return {"kind": type(layer).__name__, "description": repr(layer),
+            "parameters": _parameter_count(layer)}
+
+
 def describe(net: "Network") -> Dict[str, Any]:
-    """A JSON-friendly summary of a network: shapes, parameters, memory, FLOPs."""
-    layers = [{"inputs": n_in, "outputs": n_out, "activation": name,
-               "activation_params": dict(params), "parameters": n_in * n_out + n_out}
-              for (n_in, n_out), name, params in
-              zip(net.shapes, net.activations, net.activation_params)]
+    """A JSON-friendly summary of a network: layers, parameters, memory, FLOPs."""
+    layers = [_describe_layer(layer) for layer in net.layers]
     n_params = sum(layer["parameters"] for layer in layers)
     return {
         "dtype": net.dtype.name,
@@ -31,8 +54,9 @@ def describe(net: "Network") -> Dict[str, Any]:
         "layers": layers,
         "parameters": n_params,
         "parameter_bytes": n_params * net.dtype.itemsize,
-        # One multiply and one add per weight (the core counts the multiply-adds); the bias
-        # add replaces the first add of each dot product; activations are not counted.
+        # One multiply and one add per weight of the Dense layers (the core counts the
+        # multiply-adds); the bias add replaces the first add of each dot product; activations
+        # and the elementwise layers are not counted.
         "flops_per_sample": 2 * net.macs_per_row,
     }
 
@@ -67,9 +91,12 @@ def run(args: argparse.Namespace) -> int:
     print()
     rows = [("layer", "shape", "activation", "parameters")]
     for i, layer in enumerate(d["layers"], 1):
-        rows.append((str(i), f"{layer['inputs']} x {layer['outputs']}",
-                     _activation_text(layer["activation"], layer["activation_params"]),
-                     f"{layer['parameters']:,}"))
+        if layer["kind"] == "Dense":
+            shape = f"{layer['inputs']} x {layer['outputs']}"
+            text = _activation_text(layer["activation"], layer["activation_params"])
+        else:
+            shape, text = "", layer["description"]
+        rows.append((str(i), shape, text, f"{layer['parameters']:,}"))
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     for r in rows:
         print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "

@@ -208,6 +208,10 @@ class Network(CompiledNetwork):
         threads = self.threads or None
         return (Network, (list(self._layers), None, None, self.dtype.name, threads))
 
+    def astype(self, dtype: Any) -> "Network":
+        """The same layers computing in another dtype (float32 or float64)."""
+        return Network(list(self._layers), dtype=dtype, threads=self.threads or None)
+
     def save(self, path) -> None:
         """Save to fastmlp's own model file (.npz, or .safetensors with that extra)."""
         from . import io

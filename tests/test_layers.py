@@ -183,3 +183,58 @@ def test_bad_layer_lists_name_the_layer():
 
 def test_c_api_version_is_exposed():
     assert fastmlp._core.c_api() == 1
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+@pytest.mark.parametrize("mmap", [False, True])
+def test_layered_networks_round_trip_through_model_files(tmp_path, suffix, mmap):
+    if suffix == ".safetensors":
+        pytest.importorskip("safetensors")
+    rng = np.random.default_rng(6)
+    net = fastmlp.Network(mixed_layers(rng, np.float32))
+    path = tmp_path / f"m{suffix}"
+    net.save(path)
+    back = fastmlp.load(path, mmap=mmap)
+    assert back.layers == net.layers and back.dtype == net.dtype
+    x = rng.standard_normal((40, 7)).astype(np.float32)
+    assert np.array_equal(back(x), net(x))
+
+
+def test_dense_chains_are_still_written_as_version_1(tmp_path):
+    import json
+
+    net = fastmlp.Network([np.ones((2, 3)), np.ones((3, 1))], None, ["relu", "identity"])
+    net.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as z:
+        assert json.loads(z["metadata"].tobytes())["version"] == 1
+        assert sorted(z.files) == ["b0", "b1", "metadata", "w0", "w1"]
+
+
+def rewrite_metadata(path, change):
+    import json
+
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays.pop("metadata").tobytes())
+    change(meta, arrays)
+    text = json.dumps(meta).encode()
+    np.savez(path, metadata=np.frombuffer(text, np.uint8), **arrays)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m, a: m["layers"][1].update(kind="conv"), "layer 1: unknown kind 'conv'"),
+    (lambda m, a: a.update({"l0.scale": np.ones(3, np.float32)}),
+     r"layer 1 takes 4 features but the layer before it gives 3"),
+    (lambda m, a: a.update({"l9.weights": np.ones((2, 2), np.float32)}), "unexpected l9.weights"),
+    (lambda m, a: m["layers"][2]["layers"][0].update(eps=-1), r"layer 2.0: eps must be"),
+    (lambda m, a: m["layers"][2].update(layers=[]), "expected a non-empty list of layers"),
+])
+def test_damaged_version_2_files_are_explained(tmp_path, change, message):
+    rng = np.random.default_rng(7)
+    layers = [Affine(np.ones(4, np.float32)), Dense(np.ones((4, 4), np.float32)),
+              Residual([LayerNorm(width=4), Dense(np.ones((4, 4), np.float32))])]
+    path = tmp_path / "m.npz"
+    fastmlp.Network(layers).save(path)
+    rewrite_metadata(path, change)
+    with pytest.raises(ValueError, match=message):
+        fastmlp.load(path)

@@ -23,10 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def with_dtype(net: "Network", dtype: str) -> "Network":
-    """The same network computing in `dtype`, built from its public layers."""
-    import fastmlp
-
-    return fastmlp.Network(list(net.layers), dtype=dtype)
+    """The same network (every kind of layer) computing in `dtype`."""
+    return net.astype(dtype)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any, Dict, Mapping
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping
 
 import numpy as np
 
@@ -19,33 +19,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the description as JSON")
 
 
-def _parameter_count(layer: Any) -> int:
-    """The numbers a layer holds (its arrays' sizes; a Residual's inner layers included)."""
-    total = 0
-    for key in type(layer).__slots__:
-        value = getattr(layer, key)
-        if key == "layers":  # a Residual's
-            total += sum(_parameter_count(inner) for inner in value)
-        elif isinstance(value, np.ndarray):
-            total += value.size
-    return total
-
-
-def _describe_layer(layer: Any) -> Dict[str, Any]:
-    from fastmlp.layers import Dense
-
-    if isinstance(layer, Dense):
-        activation: Any = layer.activation  # (name, params) once inside a Network
-        (n_in, n_out), (name, params) = layer.weights.shape, activation
-        return {"kind": "Dense", "inputs": n_in, "outputs": n_out, "activation": name,
-                "activation_params": dict(params), "parameters": _parameter_count(layer)}
-    return {"kind": type(layer).__name__, "description": repr(layer),
-            "parameters": _parameter_count(layer)}
-
-
 def describe(net: "Network") -> Dict[str, Any]:
-    """A JSON-friendly summary of a network: layers, parameters, memory, FLOPs."""
-    layers = [_describe_layer(layer) for layer in net.layers]
+    """A JSON-friendly summary of a network: every layer (Residual blocks flattened, each
+    layer named by its path), parameters, memory, FLOPs."""
+    layers = _layer_rows(net.layers, "")
     n_params = sum(layer["parameters"] for layer in layers)
     return {
         "dtype": net.dtype.name,
@@ -54,11 +31,51 @@ def describe(net: "Network") -> Dict[str, Any]:
         "layers": layers,
         "parameters": n_params,
         "parameter_bytes": n_params * net.dtype.itemsize,
-        # One multiply and one add per weight of the Dense layers (the core counts the
-        # multiply-adds); the bias add replaces the first add of each dot product; activations
-        # and the elementwise layers are not counted.
+        # One multiply and one add per weight (the core counts the multiply-adds); the bias
+        # add replaces the first add of each dot product; activations are not counted.
         "flops_per_sample": 2 * net.macs_per_row,
     }
+
+
+def _layer_rows(layers: Any, prefix: str) -> List[Dict[str, Any]]:
+    from fastmlp.layers import Activation, Affine, Dense, LayerNorm, Residual
+
+    rows: List[Dict[str, Any]] = []
+    width = None
+    for i, layer in enumerate(layers):
+        path = f"{prefix}{i}"
+        if isinstance(layer, Residual):
+            inner = _layer_rows(layer.layers, f"{path}.")
+            rows.append({"layer": path, "kind": "residual", "inputs": inner[0]["inputs"],
+                         "outputs": inner[-1]["outputs"], "parameters": 0,
+                         "activation": "x + f(x)", "activation_params": {}})
+            rows[-1:-1] = inner  # the block's layers, then its sum
+            width = rows[-1]["outputs"]
+            continue
+        row: Dict[str, Any] = {"layer": path, "kind": type(layer).__name__.lower(),
+                               "activation": "", "activation_params": {}}
+        if isinstance(layer, Dense):
+            n_in, n_out = layer.weights.shape
+            row.update(inputs=n_in, outputs=n_out, parameters=layer.weights.size + n_out)
+        else:
+            arrays = [getattr(layer, k) for k in layer.__slots__
+                      if isinstance(getattr(layer, k), np.ndarray)]
+            size = next((a.shape[0] for a in arrays if a.ndim == 1), None)
+            if isinstance(layer, LayerNorm) and layer.width:
+                size = layer.width
+            n = size or width
+            row.update(inputs=n, outputs=n, parameters=sum(a.size for a in arrays))
+        if isinstance(layer, (Dense, Activation)):
+            name, params = layer.activation
+            vectors = {k: v for k, v in params.items() if np.ndim(v)}
+            row["parameters"] += sum(np.size(v) for v in vectors.values())
+            row.update(activation=name, activation_params={
+                k: (f"<{np.size(v)} values>" if k in vectors else v) for k, v in params.items()})
+        elif isinstance(layer, (Affine, LayerNorm)):
+            row["activation"] = ""
+        width = row["outputs"]
+        rows.append(row)
+    return rows
 
 
 def summary(net: "Network") -> str:
@@ -90,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.model}: {summary(net)}")
     print()
     rows = [("layer", "shape", "activation", "parameters")]
-    for i, layer in enumerate(d["layers"], 1):
-        if layer["kind"] == "Dense":
-            shape = f"{layer['inputs']} x {layer['outputs']}"
-            text = _activation_text(layer["activation"], layer["activation_params"])
-        else:
-            shape, text = "", layer["description"]
-        rows.append((str(i), shape, text, f"{layer['parameters']:,}"))
+    for layer in d["layers"]:
+        kind = "" if layer["kind"] == "dense" else f"{layer['kind']} "
+        shape = (f"{layer['inputs']} x {layer['outputs']}" if layer["kind"] == "dense"
+                 else f"{kind}{layer['outputs']}")
+        rows.append((layer["layer"], shape,
+                     _activation_text(layer["activation"], layer["activation_params"]),
+                     f"{layer['parameters']:,}"))
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     for r in rows:
         print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
@@ -104,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"  parameters       {d['parameters']:,}")
     print(f"  memory           {count(d['parameter_bytes'], 'byte')} "
-          f"({_bytes_text(d['parameter_bytes'])}) of weights and biases")
+          f"({_bytes_text(d['parameter_bytes'])}) of parameters")
     print(f"  FLOPs per sample {d['flops_per_sample']:,} "
           "(2 per multiply-add; activations not counted)")
     return 0

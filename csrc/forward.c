@@ -12,10 +12,6 @@
 #include "pool.h"
 #include "steps.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 /* Scratch per thread for a tile's intermediates (at least two buffers' worth): within
  * L2 where the widths allow, but never fewer than FM_MIN_TILE_ROWS rows, since every
  * tile reads all the weights once. */
@@ -38,26 +34,6 @@
 #define FM_PACK_MIN_ROWS 9
 /* Scratch of single-threaded calls up to this size lives on the stack. */
 #define FM_STACK_SCRATCH (16 * 1024)
-
-int fm_have_openmp(void) {
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-/* OpenMP's thread setting (OMP_NUM_THREADS, threadpoolctl) when built with
- * it, never more than the CPUs this process may use. */
-int fm_default_threads(void) {
-    int cpus = fm_cpu_count();
-#ifdef _OPENMP
-    int omp = omp_get_max_threads();
-    return omp < cpus ? omp : cpus;
-#else
-    return cpus;
-#endif
-}
 
 typedef struct {
     size_t stride;        /* elements between rows of a scratch buffer */
@@ -131,10 +107,13 @@ static fm_step *steps_of_layers(const fm_layer *layers, int n_layers, int *n_buf
 
 #define REAL float
 #define SFX f32
+#define FM_FORWARD_FLOAT 1
 #include "forward_impl.h"
 #undef REAL
 #undef SFX
+#undef FM_FORWARD_FLOAT
 
 #define REAL double
 #define SFX f64
+#define FM_FORWARD_FLOAT 0
 #include "forward_impl.h"

@@ -15,6 +15,7 @@ except ImportError:  # e.g. `python -m fastmlp` in a clone's root: no compiled c
         f"fastmlp's compiled core (fastmlp/_core) is not built in {_os.path.dirname(__file__)}: "
         "this is probably a source checkout shadowing the installed fastmlp; run from another "
         "directory, or build it here with `pip install -e .`") from None
+from . import _threadpoolctl
 from ._activations import ACTIVATION_DEFAULTS, activation_names
 from .layers import Activation, Affine, Dense, LayerNorm, Residual
 from .network import Network
@@ -42,18 +43,21 @@ def _select_kernel(requested: str) -> None:
 
 
 _select_kernel(_os.environ.get("FASTMLP_KERNEL", "auto"))
+# threadpoolctl (when installed) sees fastmlp's pool: threadpool_limits(n) limits it.
+_threadpoolctl.register()
 
 
 def build_info() -> _Dict[str, _Any]:
-    """What this build runs with: the kernel variant in use, those the CPU supports, whether
-    OpenMP supplies the default thread count, and that default."""
+    """What this build runs with: the kernel variant in use, those the CPU supports, the
+    default thread count and where it comes from ("cpus", "OMP_NUM_THREADS" or
+    "threadpoolctl")."""
     return {
         "version": __version__,
         "kernel": _core.active_kernel(),
         "kernels_supported": _core.supported_kernels(),
         "kernels_built": _core.kernel_names(),
-        "openmp": _core.have_openmp(),
         "default_threads": _core.default_threads(),
+        "default_threads_from": _core.default_threads_source(),
     }
 
 

@@ -263,7 +263,9 @@ def _map_npz_member(zf, info, path, header_size, dtype, shape, order):
 
 # -- .safetensors -------------------------------------------------------------------------
 
-_ST_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_ST_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
+              # reduced-precision weights: int8 values, bfloat16 bit patterns
+              "I8": np.dtype("i1"), "U16": np.dtype("<u2")}
 _ST_MAX_HEADER = 100_000_000  # the safetensors format's own limit
 
 
@@ -320,7 +322,8 @@ def _safetensors_array(f, path, mmap, name, info, data_start, data_size):
         raise _Invalid(f"the header entry of tensor {name!r} is malformed")
     dtype, shape, (begin, end) = _ST_DTYPES.get(entry["dtype"]), tuple(shape), offsets
     if dtype is None:
-        raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']}, expected F32 or F64")
+        raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']}, expected one of "
+                       f"{', '.join(_ST_DTYPES)}")
     count = math.prod(shape)
     if not begin <= end <= data_size or end - begin != count * dtype.itemsize:
         raise _Invalid(f"tensor {name!r} does not fit its byte range (truncated file?)")
@@ -373,7 +376,7 @@ def _network(metadata, arrays, path):
     import fastmlp
 
     try:
-        return fastmlp.Network(layers, dtype=dtype)
+        return fastmlp.Network(layers, dtype=dtype, precision=_schema.precision_of(metadata))
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a parameter out of range
         raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from exc
 

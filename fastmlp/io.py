@@ -250,10 +250,11 @@ def _inflate_npz_member(zf, info, header_size, dtype, count):
     with zf.open(info) as member:
         member.read(header_size)
         for begin in range(0, len(view), _CHUNK):
-            piece = member.read(min(_CHUNK, len(view) - begin))
-            if not piece:
-                raise EOFError(f"member {info.filename!r} ends early")
-            view[begin:begin + len(piece)] = piece
+            size = min(_CHUNK, len(view) - begin)
+            piece = member.read(size)
+            if len(piece) != size:  # a stream that ends early, even with a matching CRC
+                raise EOFError(f"member {info.filename!r} ends before its declared size")
+            view[begin:begin + size] = piece
         # Reading the declared size in full makes zipfile check the CRC-32.
     return out
 

@@ -19,6 +19,8 @@ import tempfile
 import time
 from typing import NamedTuple
 
+import pytest
+
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 
 
@@ -119,3 +121,10 @@ def _resident(pid):
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, IndexError, ValueError):
         return 0
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """A Sandbox for a test module's inputs (restarted after a bad one)."""
+    with Sandbox(memory=1 << 30, timeout=30.0) as box:
+        yield box

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 
 import strategies
+from sandbox import sandbox  # noqa: F401  (the fixture)
 from targets import verdict
 
 

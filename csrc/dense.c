@@ -1,9 +1,6 @@
 /* The dense-layer kernel, float and double; compiled once per instruction set. */
 #include "fastmlp.h"
 #include "isa.h"
-#if FM_ISA != FM_ISA_GENERIC
-#define FM_HAVE_X86_KERNELS 1
-#endif
 #include "kernel_table.h"
 
 #define FM_REAL_IS_DOUBLE 0

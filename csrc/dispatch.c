@@ -1,52 +1,59 @@
-/* Run-time choice of the kernel variant, from what the CPU and OS support. */
+/* Run-time choice of the kernel variant (kernels.def), from what the CPU and
+ * OS support (cpu.c). */
 #include <string.h>
 
+#include "cpu.h"
 #include "fastmlp.h"
-#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
-#define FM_HAVE_X86_KERNELS 1
-#endif
 #include "kernel_table.h"
 
-#define FM_TABLE(sfx)                                                                 \
-    {                                                                                 \
-        fm_dense_f32_##sfx, fm_dense_f64_##sfx, fm_dense_cols_f32_##sfx,               \
-            fm_dense_cols_f64_##sfx, fm_activate_f32_##sfx, fm_activate_f64_##sfx      \
-    }
-
-static const fm_kernel_table tables[FM_N_KERNELS] = {
-    FM_TABLE(generic),
-#if defined(FM_HAVE_X86_KERNELS)
-    FM_TABLE(avx2),
-    FM_TABLE(avx512),
+/* A variant's functions where it is built for this architecture, else NULL. */
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#define FM_IF_BUILT_X86(f) f
+#else
+#define FM_IF_BUILT_X86(f) NULL
 #endif
-};
+#define FM_IF_BUILT_ANY(f) f
 
-static const char *const names[FM_N_KERNELS] = {"generic", "avx2", "avx512"};
+#define FM_TABLE_ROW(sfx, id, arch, gcc, msvc, features, mr, gemv)                          \
+    {FM_IF_BUILT_##arch(fm_dense_f32_##sfx),       FM_IF_BUILT_##arch(fm_dense_f64_##sfx),    \
+     FM_IF_BUILT_##arch(fm_dense_cols_f32_##sfx),  FM_IF_BUILT_##arch(fm_dense_cols_f64_##sfx), \
+     FM_IF_BUILT_##arch(fm_activate_f32_##sfx),    FM_IF_BUILT_##arch(fm_activate_f64_##sfx),   \
+     FM_IF_BUILT_##arch(fm_dense_reduced_cols_##sfx), mr},
+static const fm_kernel_table tables[FM_N_KERNELS] = {FM_KERNELS(FM_TABLE_ROW)};
+
+#define FM_NAME_ROW(name, id, arch, gcc, msvc, features, mr, gemv) #name,
+static const char *const names[FM_N_KERNELS] = {FM_KERNELS(FM_NAME_ROW)};
+
+#define FM_FEATURES_ROW(name, id, arch, gcc, msvc, features, mr, gemv) (uint32_t)(features),
+static const uint32_t needs[FM_N_KERNELS] = {FM_KERNELS(FM_FEATURES_ROW)};
+
+/* The table's invariants: ids are the rows' positions (the enum in fastmlp.h
+ * and the arrays here are indexed by them), and every mr divides the forward
+ * pass's tile quantum. */
+enum {
+#define FM_POSITION_ROW(name, id, arch, gcc, msvc, features, mr, gemv) FM_POSITION_##name,
+    FM_KERNELS(FM_POSITION_ROW) FM_N_POSITIONS
+};
+#define FM_CHECK_ROW(name, id, arch, gcc, msvc, features, mr, gemv)                            \
+    _Static_assert(id == FM_POSITION_##name, "kernels.def: the id of " #name                   \
+                                             " must be its position");                         \
+    _Static_assert((mr) >= 1 && FM_TILE_QUANTUM % (mr) == 0,                                   \
+                   "kernels.def: the mr of " #name " must divide FM_TILE_QUANTUM");            \
+    _Static_assert((gemv) >= 1, "kernels.def: gemv of " #name " must be positive");
+FM_KERNELS(FM_CHECK_ROW)
+_Static_assert((int)FM_N_POSITIONS == (int)FM_N_KERNELS, "kernels.def: ids run 0 .. n-1");
+_Static_assert(FM_KERNEL_generic == 0, "kernels.def: the generic variant comes first");
 
 /* Written once, by fm_select_kernel at import, before any call can read it. */
-static int active = FM_KERNEL_GENERIC;
+static int active = FM_KERNEL_generic;
 
 const char *fm_kernel_name(int kernel) {
     return kernel >= 0 && kernel < FM_N_KERNELS ? names[kernel] : "unknown";
 }
 
 int fm_kernel_supported(int kernel) {
-    switch (kernel) {
-    case FM_KERNEL_GENERIC:
-        return 1;
-#if defined(FM_HAVE_X86_KERNELS) && defined(__GNUC__)
-    /* libgcc checks the CPUID bits and that the OS saves the wide registers (XGETBV). */
-    case FM_KERNEL_AVX2:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case FM_KERNEL_AVX512:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma");
-#endif
-    default:
-        return 0;
-    }
+    if (kernel < 0 || kernel >= FM_N_KERNELS || tables[kernel].dense_f32 == NULL) return 0;
+    return (fm_cpu_features() & needs[kernel]) == needs[kernel];
 }
 
 int fm_select_kernel(const char *name) {

@@ -25,13 +25,35 @@ typedef enum {
     FM_GELU_TANH,  /* tanh approximation */
     FM_SILU,
     FM_SOFTPLUS,   /* p0: beta, p1: threshold (beta*z above it gives z) */
+    FM_SELU,       /* PyTorch's alpha and scale */
+    FM_CELU,       /* p0: alpha (nonzero) */
+    FM_MISH,
+    FM_HARDSWISH,  /* z relu6(z + 3) / 6 */
+    FM_HARDSIGMOID, /* p0: alpha, p1: beta; clip(alpha z + beta, 0, 1) */
+    FM_RELU6,
+    FM_HARDTANH,   /* p0: min, p1: max (min <= max, either may be infinite) */
+    FM_PRELU,      /* p0: slope, or one slope per feature in vec */
+    FM_SOFTSIGN,
+    FM_LOG_SOFTMAX, /* per row */
     FM_N_ACTIVATIONS
 } fm_activation_kind;
 
+/* vec is NULL, or (FM_PRELU only) one value per output feature in the network's dtype. */
 typedef struct {
     int kind;
     double p0, p1;
+    const void *vec; /* FM_PRELU: one slope per feature, or NULL */
 } fm_activation;
+
+/* The activation's name as the Python API spells it ("relu", "log_softmax"; NULL for an
+ * unknown kind). */
+const char *fm_activation_name(int kind);
+
+/* Softmax and log-softmax normalise over the whole row: a kernel that computes only some
+ * of a layer's columns leaves them to whoever sees every column. */
+static inline int fm_activation_needs_whole_rows(int kind) {
+    return kind == FM_SOFTMAX || kind == FM_LOG_SOFTMAX;
+}
 
 /* Weights are packed in column panels of FM_PANEL_BYTES: panel p holds, for
  * every input k, the outputs p*NR .. p*NR+NR-1 (zero padded), NR = 32 floats
@@ -45,12 +67,118 @@ typedef struct {
  * stays in L1 while the rows of a tile stream past it. */
 #define FM_KC 256
 
+/* How a dense layer stores its weights: in the network's dtype, or reduced (float32
+ * networks only): bfloat16, or int8 with one scale per output column. */
+enum { FM_PRECISION_NATIVE = 0, FM_PRECISION_BF16 = 1, FM_PRECISION_INT8 = 2 };
+
 typedef struct {
     int n_in, n_out;
-    const void *packed_weights; /* n_panels * n_in * NR values, FM_ALIGN aligned */
+    const void *packed_weights; /* native: n_panels * n_in * NR values, FM_ALIGN aligned;
+                                 * reduced: see fm_pack_bf16 / fm_pack_int8 */
     const void *bias;           /* n_out values */
     fm_activation activation;
+    int precision;              /* FM_PRECISION_* */
+    const float *scales;        /* int8: n_out column scales (w = q * scale) */
 } fm_layer;
+
+/* -- Networks: an opaque, owning handle built step by step -----------------------------
+ *
+ * A network is a list of steps applied to each row in order: dense layers (with their
+ * activation), per-feature affine maps, layer normalisation, activations on their own and
+ * residual blocks (x + f(x)). Every step works on whole rows independently, so a row's
+ * result never depends on the batch it came in. All arrays passed to the builders are in
+ * the network's dtype (float or double) and are copied; the caller keeps its own. */
+
+/* Status codes returned by the fm_network_* functions. */
+enum {
+    FM_OK = 0,
+    FM_ERR_NO_MEMORY = -1,
+    FM_ERR_DTYPE = -2,    /* a forward function of the other dtype */
+    FM_ERR_ARGUMENT = -3, /* a width that does not chain, an unbalanced residual block, NULL */
+    FM_ERR_STATE = -4     /* building a finished network, or running an unfinished one */
+};
+
+/* Version of this C API (fm_network_*); bumped on any incompatible change. */
+#define FM_C_API_VERSION 1
+
+typedef struct fm_network fm_network;
+
+/* A new, empty network computing in double (is_double) or float; NULL without memory. */
+fm_network *fm_network_new(int is_double);
+void fm_network_free(fm_network *net);
+/* x W + b then act; w is row-major n_in x n_out, bias n_out values or NULL (zeros);
+ * act.vec, when set, holds n_out values and is copied. */
+int fm_network_dense(fm_network *net, int n_in, int n_out, const void *w, const void *bias,
+                     fm_activation act);
+/* x * scale + shift per feature; scale / shift: width values, or NULL for 1 / 0. */
+int fm_network_affine(fm_network *net, int width, const void *scale, const void *shift);
+/* (x - mean) / sqrt(var + eps) * scale + shift over each row (biased variance). */
+int fm_network_layernorm(fm_network *net, int width, const void *scale, const void *shift,
+                         double eps);
+int fm_network_activation(fm_network *net, int width, fm_activation act);
+/* A dense layer of a float32 network with reduced-precision weights: w holds n_in x n_out
+ * bfloat16 bit patterns (precision FM_PRECISION_BF16) or int8 values with n_out column
+ * scales (FM_PRECISION_INT8); bias n_out floats or NULL. Inputs are rounded to bfloat16,
+ * or quantized to int8 with one scale per row, inside the tile. */
+int fm_network_dense_reduced(fm_network *net, int precision, int n_in, int n_out,
+                             const void *w, const float *scales, const float *bias,
+                             fm_activation act);
+/* Steps between begin and end form f of a residual block x + f(x); blocks nest. */
+int fm_network_residual_begin(fm_network *net, int width);
+int fm_network_residual_end(fm_network *net);
+/* Ends the building (every block closed, at least one step): the network can run. */
+int fm_network_finish(fm_network *net);
+
+int fm_network_n_inputs(const fm_network *net);
+int fm_network_n_outputs(const fm_network *net);
+int fm_network_is_double(const fm_network *net);
+/* The threads a forward call uses when it passes threads <= 0 (0, the start: all cores
+ * or the process's setting, fm_default_threads()). */
+void fm_network_set_threads(fm_network *net, int threads);
+int fm_network_threads(const fm_network *net);
+/* Multiply-adds per row (dense layers), a measure of a call's work. */
+double fm_network_macs_per_row(const fm_network *net);
+
+/* out (rows x n_outputs) from x (rows x n_inputs), both C-contiguous, on up to `threads`
+ * threads (<= 0: the network's setting). Returns FM_OK or an FM_ERR_* code. */
+int fm_network_forward_f32(const fm_network *net, const float *x, size_t rows, float *out,
+                           int threads);
+int fm_network_forward_f64(const fm_network *net, const double *x, size_t rows, double *out,
+                           int threads);
+/* What step `step` (0-based, in build order; residual begin/end count as steps) outputs
+ * for x, single-threaded; for a dense step with pre_activation set, x W + b before its
+ * activation. out holds rows x fm_network_step_width(net, step) values. */
+int fm_network_trace_f32(const fm_network *net, int step, int pre_activation, const float *x,
+                         size_t rows, float *out);
+int fm_network_trace_f64(const fm_network *net, int step, int pre_activation, const double *x,
+                         size_t rows, double *out);
+int fm_network_n_steps(const fm_network *net);
+/* The width of step's output, or FM_ERR_ARGUMENT. */
+int fm_network_step_width(const fm_network *net, int step);
+
+/* -- The steps, as the forward pass runs them (internal to the C core) ----------------- */
+
+typedef enum {
+    FM_STEP_DENSE = 0,
+    FM_STEP_AFFINE,
+    FM_STEP_LAYERNORM,
+    FM_STEP_ACTIVATION,
+    FM_STEP_RESIDUAL_BEGIN,
+    FM_STEP_RESIDUAL_END
+} fm_step_kind;
+
+/* Where a step reads and writes inside a tile: the caller's input, the caller's output,
+ * or scratch buffer 0, 1, ... */
+enum { FM_BUF_INPUT = -1, FM_BUF_OUTPUT = -2 };
+
+typedef struct {
+    int kind;
+    fm_layer layer;            /* widths (n_in == n_out but for dense); dense: weights, bias,
+                                * activation; activation step: activation */
+    const void *scale, *shift; /* affine, layernorm: width values or NULL (1, 0) */
+    double eps;                /* layernorm */
+    int src, dst, saved;       /* buffers (FM_BUF_* or scratch index); saved: residual end */
+} fm_step;
 
 /* FM_ALIGN-aligned memory for packed weights (NULL when out of memory or bytes is 0). */
 void *fm_aligned_alloc(size_t bytes);
@@ -59,17 +187,24 @@ void fm_aligned_free(void *p);
 /* Size in elements of the packed weights of an n_in x n_out layer. */
 size_t fm_packed_size_f32(int n_in, int n_out);
 size_t fm_packed_size_f64(int n_in, int n_out);
+/* Reduced-precision weights are packed in the column panels of float (FM_NR_F32
+ * columns), each panel holding pairs of inputs side by side: element (k, c) of panel p
+ * is at p * fm_pairs(n_in) * 2 * NR + (k / 2) * 2 * NR + 2 * c + k % 2 (an odd n_in is
+ * padded with a zero input). The pairs feed two products per 32-bit lane (vpmaddwd for
+ * int8, bfloat16 pairs for vdpbf16ps); every variant reads the same layout. */
+size_t fm_packed_size_reduced(int n_in, int n_out);
+/* w: row-major n_in x n_out bfloat16 bit patterns, or int8 values. */
+void fm_pack_bf16(const unsigned short *w, int n_in, int n_out, unsigned short *dst);
+void fm_pack_int8(const signed char *w, int n_in, int n_out, signed char *dst);
 /* Packs row-major w (n_in x n_out) into dst (fm_packed_size elements). */
 void fm_pack_f32(const float *w, int n_in, int n_out, float *dst);
 void fm_pack_f64(const double *w, int n_in, int n_out, double *dst);
 
-/* Kernel variants, best last. */
-typedef enum {
-    FM_KERNEL_GENERIC = 0,
-    FM_KERNEL_AVX2,
-    FM_KERNEL_AVX512,
-    FM_N_KERNELS
-} fm_kernel_id;
+/* Kernel variants, best last: FM_KERNEL_generic, FM_KERNEL_avx2, ... (kernels.def). */
+#include "kernels.def"
+#define FM_KERNEL_ENUM_(name, id, arch, gcc, msvc, features, mr, gemv) FM_KERNEL_##name = id,
+typedef enum { FM_KERNELS(FM_KERNEL_ENUM_) FM_N_KERNELS } fm_kernel_id;
+#undef FM_KERNEL_ENUM_
 
 const char *fm_kernel_name(int kernel);
 /* Nonzero when this CPU and OS can run the variant. */
@@ -101,11 +236,15 @@ int fm_forward_f32(const fm_layer *layers, int n_layers, const float *x, size_t 
 int fm_forward_f64(const fm_layer *layers, int n_layers, const double *x, size_t rows,
                    double *out, int threads);
 
-/* Threads a call uses by default: the CPUs this process may use, or fewer when
- * OpenMP's setting (OMP_NUM_THREADS, threadpoolctl) says so. */
+/* Threads a call uses by default (threads.c): the CPUs this process may use,
+ * or fewer when a limit set at run time (fm_set_thread_limit: threadpoolctl) or
+ * else OMP_NUM_THREADS (its first value) says so. */
 int fm_default_threads(void);
-/* Nonzero when built with OpenMP, which only supplies that setting. */
-int fm_have_openmp(void);
+/* Where that default comes from: one of the FM_THREADS_FROM_* codes. */
+enum { FM_THREADS_FROM_CPUS = 0, FM_THREADS_FROM_ENV = 1, FM_THREADS_FROM_LIMIT = 2 };
+int fm_default_threads_source(void);
+/* Limits the default to n threads for every caller (n <= 0: no limit). */
+void fm_set_thread_limit(int n);
 
 #ifdef __cplusplus
 }

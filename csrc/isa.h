@@ -1,36 +1,41 @@
-/* Per-instruction-set naming and vector primitives.
+/* Per-variant naming, for the kernel sources.
  *
- * Each kernel source (dense.c, activations.c) is compiled once per instruction
- * set by the build, with FM_ISA set to one of FM_ISA_GENERIC, FM_ISA_AVX2 or
- * FM_ISA_AVX512 and the matching compiler flags. FM_SYM(name) gives each copy
- * its own symbol. The vector primitives (FM_V*) exist only for the AVX paths;
- * the generic path is plain C that the compiler vectorises for its target
- * (SSE2 on x86-64, NEON on arm64). */
+ * Each kernel source (dense.c, activations.c) is compiled once per row of
+ * kernels.def, with FM_KERNEL_NAME set to the row's name and the row's
+ * compiler flags. From the row come FM_ISA (its id, usable in #if and equal to
+ * one of the FM_ISA_* names below), FM_MR and FM_GEMV_PANELS; FM_SYM(name)
+ * gives each copy its own symbol. The vector primitives (vec.h) exist only for
+ * the AVX paths; the generic path is plain C that the compiler vectorises for
+ * its target (SSE2 on x86-64, NEON on arm64). */
 #ifndef FASTMLP_ISA_H
 #define FASTMLP_ISA_H
 
-#define FM_ISA_GENERIC 0
-#define FM_ISA_AVX2 1
-#define FM_ISA_AVX512 2
-
-#ifndef FM_ISA
-#define FM_ISA FM_ISA_GENERIC
-#endif
+#include "kernels.def"
 
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
 
-#if FM_ISA == FM_ISA_AVX512
-#define FM_SYM(name) FM_CAT(name, _avx512)
-#elif FM_ISA == FM_ISA_AVX2
-#define FM_SYM(name) FM_CAT(name, _avx2)
-#else
-#define FM_SYM(name) FM_CAT(name, _generic)
+#ifndef FM_KERNEL_NAME
+#define FM_KERNEL_NAME generic
 #endif
+#define FM_KERNEL_ROW FM_CAT(FM_KERNEL_ROW_, FM_KERNEL_NAME)
+
+/* The ids of the variants whose instructions vec.h and the kernels spell out. */
+#define FM_ISA_GENERIC FM_KERNEL_ROW_generic(FM_KCOL_ID)
+#define FM_ISA_AVX2 FM_KERNEL_ROW_avx2(FM_KCOL_ID)
+#define FM_ISA_AVX512 FM_KERNEL_ROW_avx512(FM_KCOL_ID)
+
+#define FM_ISA FM_KERNEL_ROW(FM_KCOL_ID)
+#define FM_MR FM_KERNEL_ROW(FM_KCOL_MR)
+#define FM_GEMV_PANELS FM_KERNEL_ROW(FM_KCOL_GEMV)
+#define FM_SYM(name) FM_CAT(FM_CAT(name, _), FM_KERNEL_NAME)
 
 #if defined(__GNUC__)
 #define FM_INLINE static inline __attribute__((always_inline))
 #define FM_RESTRICT __restrict__
+#elif defined(_MSC_VER)
+#define FM_INLINE static __forceinline
+#define FM_RESTRICT __restrict
 #else
 #define FM_INLINE static inline
 #define FM_RESTRICT

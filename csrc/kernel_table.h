@@ -1,4 +1,4 @@
-/* The functions each instruction-set build of the kernels provides. */
+/* The functions each variant of the kernels (kernels.def) provides. */
 #ifndef FASTMLP_KERNEL_TABLE_H
 #define FASTMLP_KERNEL_TABLE_H
 
@@ -14,9 +14,16 @@ typedef struct {
                            int, int, int, double *);
     void (*activate_f32)(fm_activation, float *, size_t, size_t, size_t);
     void (*activate_f64)(fm_activation, double *, size_t, size_t, size_t);
+    /* A float layer with bfloat16 or int8 weights, over column panels [first, end)
+     * (dense_reduced.c); apack as for dense_cols_f32, or NULL. */
+    void (*dense_reduced_cols)(const fm_layer *, const float *, size_t, size_t, float *, size_t,
+                               int, int, int, float *);
+    /* Rows of the dense micro-kernel (kernels.def's mr): a tile of more rows
+     * than this is packed when the kernel is given room to pack it. */
+    int mr;
 } fm_kernel_table;
 
-#define FM_DECLARE_VARIANT(sfx)                                                              \
+#define FM_DECLARE_VARIANT(sfx, id, arch, gcc, msvc, features, mr, gemv)                     \
     void fm_dense_f32_##sfx(const fm_layer *, const float *, size_t, size_t, float *, size_t, \
                             int);                                                            \
     void fm_dense_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *,      \
@@ -26,13 +33,11 @@ typedef struct {
     void fm_dense_cols_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *, \
                                  size_t, int, int, int, double *);                           \
     void fm_activate_f32_##sfx(fm_activation, float *, size_t, size_t, size_t);              \
-    void fm_activate_f64_##sfx(fm_activation, double *, size_t, size_t, size_t);
+    void fm_activate_f64_##sfx(fm_activation, double *, size_t, size_t, size_t);              \
+    void fm_dense_reduced_cols_##sfx(const fm_layer *, const float *, size_t, size_t, float *, \
+                                     size_t, int, int, int, float *);
 
-FM_DECLARE_VARIANT(generic)
-#if defined(FM_HAVE_X86_KERNELS)
-FM_DECLARE_VARIANT(avx2)
-FM_DECLARE_VARIANT(avx512)
-#endif
+FM_KERNELS(FM_DECLARE_VARIANT)
 
 /* The table of the variant fm_select_kernel chose. */
 const fm_kernel_table *fm_kernels(void);

@@ -23,4 +23,8 @@ void fm_pool_release(int width);
 /* Logical CPUs this process may run on. */
 int fm_cpu_count(void);
 
+/* OMP_NUM_THREADS's value as the OpenMP standard reads it: its first item when
+ * that is a positive integer, else 0 (threads.c). */
+int fm_parse_omp_num_threads(const char *s);
+
 #endif

@@ -1,7 +1,9 @@
 /* Vector primitives for the dense kernel, for the instruction set FM_ISA and
  * the element type REAL (selected by FM_REAL_IS_DOUBLE). Defines V (vector),
  * VL (lanes), VMASK (a lane mask) and the V_* operations; the generic build
- * defines FM_SCALAR_KERNEL instead and the kernel uses plain C loops. */
+ * defines FM_SCALAR_KERNEL instead and the kernel uses plain C loops. The
+ * micro-kernel's rows (FM_MR) and one-row panels (FM_GEMV_PANELS) come from
+ * kernels.def, through isa.h. */
 #include "isa.h"
 
 #undef V
@@ -20,8 +22,6 @@
 #undef V_MUL
 #undef V_RELU
 #undef V_LEAKY
-#undef FM_MR
-#undef FM_GEMV_PANELS
 #undef FM_SCALAR_KERNEL
 
 #if FM_ISA == FM_ISA_AVX512
@@ -64,8 +64,6 @@
 #define V_LEAKY(z, s) \
     _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_mul_ps(z, s), z)
 #endif
-#define FM_MR 8
-#define FM_GEMV_PANELS 4
 
 #elif FM_ISA == FM_ISA_AVX2
 #include <immintrin.h>
@@ -106,11 +104,15 @@
 #define V_LEAKY(z, s) \
     _mm256_blendv_ps(_mm256_mul_ps(z, s), z, _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ))
 #endif
-#define FM_MR 3
-#define FM_GEMV_PANELS 2
 
 #else
 #define FM_SCALAR_KERNEL 1
-#define FM_MR 2
-#define FM_GEMV_PANELS 1
 #endif
+
+#if !defined(FM_SCALAR_KERNEL)
+/* A packed panel (fastmlp.h) holds whole vectors, and the lane mask of a
+ * partial vector fits in an unsigned int. */
+_Static_assert(FM_PANEL_BYTES % sizeof(V) == 0, "a weight panel must hold whole vectors");
+_Static_assert(VL <= 16, "V_MASK builds lane masks in an unsigned int");
+#endif
+_Static_assert(FM_MR >= 1 && FM_GEMV_PANELS >= 1, "kernels.def: mr and gemv are positive");

@@ -1,9 +1,9 @@
 """Save and load networks in fastmlp's own file formats, chosen by the file's suffix.
 
 ``.npz``
-    A plain, uncompressed numpy archive: arrays ``w0, b0, w1, b1, ...`` (weights (N, M) and
-    biases (M,) per layer, in the network's dtype) and ``metadata``, the UTF-8 JSON below as a
-    uint8 array. Readable with ``numpy.load(path, allow_pickle=False)`` alone; fastmlp never
+    A plain, uncompressed numpy archive: the network's arrays (for a chain of dense layers
+    ``w0, b0, w1, b1, ...``: weights (N, M) and biases (M,) per layer, in the network's
+    dtype) and ``metadata``, the UTF-8 JSON below as a uint8 array. Readable with ``numpy.load(path, allow_pickle=False)`` alone; fastmlp never
     unpickles anything.
 ``.safetensors``
     The same arrays as safetensors tensors, with the metadata as strings in the header's
@@ -11,9 +11,11 @@
     needs the ``safetensors`` package (``pip install "fastmlp[safetensors]"``); reading needs
     only numpy (the format is a JSON header followed by raw little-endian data).
 
-Metadata: ``{"format": "fastmlp", "version": 1, "dtype": "float32" | "float64",
-"layers": [{"activation": name, "params": {name: value}}, ...]}``, with every activation
-parameter spelled out; an infinite value (softplus' default threshold) is the string "inf".
+Metadata: ``{"format": "fastmlp", "version": 1 | 2, "dtype": "float32" | "float64",
+"layers": [...]}``: version 1 for chains of dense layers (``{"activation": name, "params":
+{...}}`` per layer, arrays ``w0, b0, ...``), version 2 for any list of layers, each with its
+kind and named arrays; ``fastmlp/_schema.py`` documents both. Every activation parameter is
+spelled out; an infinite value (softplus' default threshold) is the string "inf".
 
 ``load(path, mmap=True)`` maps the arrays from the file instead of reading them into memory
 (numpy cannot memory-map members of an ``.npz``, so fastmlp locates the uncompressed members
@@ -44,16 +46,21 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-FORMAT = "fastmlp"
-VERSION = 1
+from . import _schema
+
+if TYPE_CHECKING:
+    from .network import Network
+
+FORMAT = _schema.FORMAT
+VERSION = _schema.VERSION
 SUFFIXES = (".npz", ".safetensors")
-_DTYPES = ("float32", "float64")
 
 
-def save(net, path):
+def save(net: "Network", path: "Union[str, os.PathLike[str]]") -> None:
     """Writes ``net`` to ``path`` (.npz or .safetensors), replacing the file atomically."""
     import fastmlp
 
@@ -61,30 +68,15 @@ def save(net, path):
         raise TypeError(f"save expects a fastmlp.Network, got {type(net).__name__}")
     path = Path(path)
     writer = {".npz": _write_npz, ".safetensors": _write_safetensors}[_suffix(path)]
-    arrays = {}
-    for i, (w, b) in enumerate(zip(net.weights, net.biases)):
-        arrays[f"w{i}"] = np.ascontiguousarray(w)
-        arrays[f"b{i}"] = np.ascontiguousarray(b)
-    metadata = {
-        "format": FORMAT,
-        "version": VERSION,
-        "dtype": np.dtype(net.dtype).name,
-        "layers": [
-            {"activation": name, "params": {k: _encode_number(v) for k, v in params.items()}}
-            for name, params in zip(net.activations, net.activation_params)
-        ],
-    }
-    # Write beside the target and rename, so a crash never leaves a half-written model.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer(f, arrays, metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    metadata, arrays = _schema.describe(net)
+    # Written beside the target and renamed, so a crash never leaves a half-written model.
+    from .tabular import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        writer(f, arrays, metadata)
 
 
-def load(path, mmap=False):
+def load(path: "Union[str, os.PathLike[str]]", mmap: bool = False) -> "Network":
     """Reads a network written by :func:`save`; ``mmap=True`` maps the arrays (see module doc)."""
     path = Path(path)
     reader = {".npz": _read_npz, ".safetensors": _read_safetensors}[_suffix(path)]
@@ -107,11 +99,6 @@ def _suffix(path):
 
 class _Invalid(ValueError):
     """A file that is not a valid fastmlp model; the message says why."""
-
-
-def _encode_number(value):
-    # Strict JSON has no Infinity / NaN: spell them as strings.
-    return value if math.isfinite(value) else str(value)
 
 
 # -- .npz ---------------------------------------------------------------------------------
@@ -277,7 +264,9 @@ def _map_npz_member(zf, info, path, header_size, dtype, shape, order):
 
 # -- .safetensors -------------------------------------------------------------------------
 
-_ST_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_ST_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
+              # reduced-precision weights: int8 values, bfloat16 bit patterns
+              "I8": np.dtype("i1"), "U16": np.dtype("<u2")}
 _ST_MAX_HEADER = 100_000_000  # the safetensors format's own limit
 
 
@@ -334,7 +323,8 @@ def _safetensors_array(f, path, mmap, name, info, data_start, data_size):
         raise _Invalid(f"the header entry of tensor {name!r} is malformed")
     dtype, shape, (begin, end) = _ST_DTYPES.get(entry["dtype"]), tuple(shape), offsets
     if dtype is None:
-        raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']}, expected F32 or F64")
+        raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']}, expected one of "
+                       f"{', '.join(_ST_DTYPES)}")
     count = math.prod(shape)
     if not begin <= end <= data_size or end - begin != count * dtype.itemsize:
         raise _Invalid(f"tensor {name!r} does not fit its byte range (truncated file?)")
@@ -374,86 +364,22 @@ def _parse_json(data, what):
 def _check_declared(metadata, declared, path):
     """Fails, before any data is read, if the arrays a file declares contradict its metadata."""
     try:
-        _check(metadata, declared)
-        _check_chain(declared)
-    except _Invalid as exc:
+        _schema.check_arrays(metadata, declared)
+    except _schema.Invalid as exc:
         raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from None
-
-
-def _check_chain(declared):
-    """The declared shapes chain (so no array is read for a network that cannot be built)."""
-    for i in range(len(declared) // 2):
-        (n_in, n_out), bias = declared[f"w{i}"].shape, declared[f"b{i}"].shape
-        before = declared[f"w{i - 1}"].shape if i else None
-        if before is not None and n_in != before[1]:
-            raise _Invalid(f"layer {i} has {n_in} inputs (w{i} of shape {(n_in, n_out)}) but "
-                           f"layer {i - 1} has {before[1]} outputs (w{i - 1} of shape {before})")
-        if bias != (n_out,):
-            raise _Invalid(f"bias of layer {i} has shape {bias}; layer {i} has {n_out} "
-                           f"outputs, so expected ({n_out},)")
 
 
 def _network(metadata, arrays, path):
     try:
-        weights, biases, activations, dtype = _check(metadata, arrays)
-    except _Invalid as exc:
+        layers, dtype = _schema.layers_of(metadata, arrays)
+    except _schema.Invalid as exc:
         raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from None
     import fastmlp
 
     try:
-        return fastmlp.Network(weights, biases, activations, dtype=dtype)
+        return fastmlp.Network(layers, dtype=dtype, precision=_schema.precision_of(metadata))
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a parameter out of range
         raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from exc
-
-
-def _check(metadata, arrays):
-    """Weights, biases, activations and dtype from a file's content, or _Invalid.
-
-    Only what is particular to the file format is checked here; the Network checks the rest
-    (shapes that chain, activation names and parameters) with messages naming the layer."""
-    if metadata.get("format") != FORMAT:
-        raise _Invalid(f"format is {metadata.get('format')!r}, expected {FORMAT!r}")
-    version = metadata.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _Invalid(f"bad format version {version!r}")
-    if version > VERSION:
-        raise _Invalid(f"format version {version} was written by a newer fastmlp; "
-                       f"this one reads version {VERSION}")
-    dtype = metadata.get("dtype")
-    if dtype not in _DTYPES:
-        raise _Invalid(f"dtype is {dtype!r}, expected one of {', '.join(_DTYPES)}")
-    layers = metadata.get("layers")
-    if not isinstance(layers, list) or not layers:
-        raise _Invalid("'layers' is missing or empty")
-    expected = {f"{kind}{i}" for i in range(len(layers)) for kind in "wb"}
-    if set(arrays) != expected:
-        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-        raise _Invalid(f"{len(layers)} layers need arrays w0, b0, ...: "
-                       + (f"missing {', '.join(missing)}" if missing else "")
-                       + ("; " if missing and extra else "")
-                       + (f"unexpected {', '.join(extra)}" if extra else ""))
-    for name in sorted(arrays):  # the Network would cast silently: hold the file to its word
-        ndim = 2 if name[0] == "w" else 1
-        if arrays[name].dtype != np.dtype(dtype) or arrays[name].ndim != ndim:
-            raise _Invalid(f"array {name} is {arrays[name].ndim}-D {arrays[name].dtype}, "
-                           f"expected {ndim}-D {dtype}")
-    weights = [arrays[f"w{i}"] for i in range(len(layers))]
-    biases = [arrays[f"b{i}"] for i in range(len(layers))]
-    return weights, biases, [_activation(layer, i) for i, layer in enumerate(layers)], dtype
-
-
-def _activation(layer, i):
-    """(name, params) of a layer's metadata; "inf"-style strings become floats."""
-    if not (isinstance(layer, dict) and isinstance(layer.get("activation"), str)
-            and isinstance(layer.get("params", {}), dict)):
-        raise _Invalid(f"layer {i}: expected {{'activation': name, 'params': {{...}}}}")
-    params = {}
-    for key, value in layer.get("params", {}).items():
-        try:
-            params[key] = float(value) if isinstance(value, str) else value
-        except ValueError:
-            raise _Invalid(f"layer {i}: parameter {key!r} is not a number") from None
-    return layer["activation"], params
 
 
 __all__ = ["save", "load", "SUFFIXES"]

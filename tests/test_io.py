@@ -81,9 +81,9 @@ def test_mmap_load_passes_mapped_arrays_to_the_network(tmp_path, suffix, monkeyp
     seen = []
     real = fastmlp.Network
 
-    def spy(weights, biases, *args, **kwargs):
-        seen.extend(type(a) for a in list(weights) + list(biases))
-        return real(weights, biases, *args, **kwargs)
+    def spy(layers, *args, **kwargs):
+        seen.extend(type(a) for layer in layers for a in (layer.weights, layer.bias))
+        return real(layers, *args, **kwargs)
 
     monkeypatch.setattr(fastmlp, "Network", spy)
     fio.load(path, mmap=True)
@@ -194,7 +194,7 @@ def test_written_helper_is_loadable(tmp_path, suffix):
 
 
 MALFORMED = {
-    "newer version": (dict(version=2), None, "newer fastmlp"),
+    "newer version": (dict(version=3), None, "newer fastmlp"),
     "version zero": (dict(version=0), None, "bad format version"),
     "version text": (dict(version="one"), None, "bad format version"),
     "other format": (dict(format="keras"), None, "format is 'keras'"),
@@ -216,10 +216,10 @@ MALFORMED = {
         dict(layers=[{"activation": "elu", "params": {"alpha": [1]}}] * 2), None,
         "must be a number"),
     "not finite weights": (None, lambda a: a["w1"].__setitem__((0, 0), np.nan),
-                           "weights of layer 1 contains NaN"),
+                           "layer 1: weights contains NaN"),
     "more layers than arrays": (dict(layers=[{"activation": "relu", "params": {}}] * 3), None,
-                                "missing b2, w2"),
-    "missing array": (None, lambda a: a.pop("b1"), "missing b1"),
+                                "the array w2 is missing"),
+    "missing array": (None, lambda a: a.pop("b1"), "the array b1 is missing"),
     "extra array": (None, lambda a: a.update(w9=np.eye(2)), "unexpected w9"),
     "shapes do not chain": (None, lambda a: a.update(w1=np.ones((5, 2))),
                             "layer 1 has 5 inputs"),

@@ -1,8 +1,14 @@
 """One network shared by many Python threads: identical results, GIL released."""
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 import fastmlp
 from conftest import random_layers
@@ -24,40 +30,140 @@ def test_many_threads_share_one_network():
         assert all(pool.map(work, range(64)))
 
 
+def counter_share(work):
+    """How fast a pure-Python counter thread counts while `work` runs in this thread, as a share
+    of its speed while this thread sleeps (the GIL free). Near 1: `work` leaves the GIL to
+    others; near 0: `work` holds it."""
+
+    def rate(job):
+        ticks = 0
+        done = threading.Event()
+
+        def count():
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+
+        counter = threading.Thread(target=count)
+        start = time.perf_counter()
+        counter.start()
+        try:
+            job()
+        finally:
+            done.set()
+            counter.join()
+        return ticks / (time.perf_counter() - start)
+
+    free = rate(lambda: time.sleep(0.3))
+    return rate(work) / free
+
+
+def releases_the_gil(work):
+    """The check both the network and the control go through."""
+    return counter_share(work) > 0.3
+
+
 def test_gil_is_released_during_compute():
     rng = np.random.default_rng(12)
     weights, biases = random_layers(rng, [512, 1024, 512], np.float64)
     net = fastmlp.Network(weights, biases, "relu", threads=1)
     x = rng.standard_normal((4000, 512))
-    ticks = 0
-    done = threading.Event()
+    net(x)  # warm up
+    start = time.perf_counter()
+    net(x)
+    seconds = time.perf_counter() - start
+    calls = max(2, int(0.6 / seconds))
+    assert releases_the_gil(lambda: [net(x) for _ in range(calls)]), \
+        "the counter thread stalled while the network ran: the GIL was held"
 
-    def count():
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-
-    counter = threading.Thread(target=count)
-    counter.start()
-    try:
-        for _ in range(3):
-            net(x)
-    finally:
-        done.set()
-        counter.join()
-    # A held GIL would leave the counter only the interpreter's switch slices.
-    assert ticks > 1000
+    # The control: one C call that holds the GIL throughout (sum over a range never lets the
+    # interpreter switch threads), about as long as the network's calls; it must fail the check.
+    n = 1_000_000
+    start = time.perf_counter()
+    sum(range(n))
+    n = int(n * 0.6 / max(time.perf_counter() - start, 1e-6))  # about 0.6 s
+    assert not releases_the_gil(lambda: sum(range(n))), \
+        "a call that holds the GIL passed the check, so the check cannot tell"
 
 
-def test_threadpoolctl_and_omp_num_threads_set_the_default():
-    threadpoolctl = __import__("pytest").importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+def _default_in_subprocess(omp_num_threads, code=""):
+    """build_info() of a fresh interpreter started with OMP_NUM_THREADS (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if omp_num_threads is not None:
+        env["OMP_NUM_THREADS"] = omp_num_threads
+    script = f"import json, fastmlp\n{code}\nprint(json.dumps(fastmlp.build_info()))"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    return info["default_threads"], info["default_threads_from"]
+
+
+def test_threadpoolctl_limits_fastmlp_and_restores_the_default():
+    threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
+    before = fastmlp.build_info()
+    assert before["default_threads_from"] != "threadpoolctl", before
+    with threadpoolctl.threadpool_limits(1):
+        inside = fastmlp.build_info()
+        assert (inside["default_threads"], inside["default_threads_from"]) == (1, "threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="fastmlp"):
         assert fastmlp.build_info()["default_threads"] == 1
-    import os
-    import subprocess
-    import sys
+    after = fastmlp.build_info()
+    assert (after["default_threads"], after["default_threads_from"]) == (
+        before["default_threads"], before["default_threads_from"])
 
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    code = "import fastmlp; print(fastmlp.build_info()['default_threads'])"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.strip() == "1", out.stderr
+
+def test_threadpool_info_lists_fastmlp_once():
+    threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
+    ours = [lib for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "fastmlp"]
+    assert len(ours) == 1, ours
+    assert os.path.samefile(ours[0]["filepath"], fastmlp._core.__file__)
+    assert ours[0]["num_threads"] == fastmlp.build_info()["default_threads"]
+
+
+def test_controller_refuses_another_packages_core_module():
+    threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
+    from fastmlp._threadpoolctl import _controller_class
+
+    controller = _controller_class(threadpoolctl.LibController)
+    import _ctypes  # any extension module that is not fastmlp's
+
+    foreign = getattr(_ctypes, "__file__", None)
+    if foreign is None:
+        pytest.skip("_ctypes is built into this interpreter")
+    lib = controller(filepath=foreign, prefix="_core.", parent=None)
+    # threadpoolctl keeps a library only when one of check_symbols is found in it.
+    assert not any(hasattr(lib.dynlib, name) for name in controller.check_symbols)
+    ours = controller(filepath=fastmlp._core.__file__, prefix="_core.", parent=None)
+    assert any(hasattr(ours.dynlib, name) for name in controller.check_symbols)
+
+
+def _cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1", 1), ("1,2", 1), (" 1 , 2", 1), ("1 ", 1), ("1000000000000", "cpus"),
+    # not a positive integer: ignored, as OpenMP runtimes ignore it
+    ("0", None), ("-1", None), ("abc", None), ("1x", None), ("", None), (None, None),
+])
+def test_omp_num_threads_first_value_sets_the_default(value, expected):
+    threads, source = _default_in_subprocess(value)
+    if value == "1000000000000":  # valid, larger than any CPU count: capped at the CPUs
+        assert (threads, source) == (_cpus(), "OMP_NUM_THREADS")
+    elif expected is None:
+        assert (threads, source) == (_cpus(), "cpus")
+    else:
+        assert (threads, source) == (expected, "OMP_NUM_THREADS")
+
+
+def test_threadpoolctl_overrides_omp_num_threads_and_gives_it_back():
+    pytest.importorskip("threadpoolctl", minversion="3.5")
+    if _cpus() < 2:
+        pytest.skip("needs two CPUs to tell a limit of 2 from OMP_NUM_THREADS=1")
+    code = """
+import threadpoolctl
+with threadpoolctl.threadpool_limits(2):
+    inside = fastmlp.build_info()
+assert (inside["default_threads"], inside["default_threads_from"]) == (2, "threadpoolctl"), inside
+"""
+    assert _default_in_subprocess("1", code) == (1, "OMP_NUM_THREADS")

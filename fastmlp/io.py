@@ -304,7 +304,7 @@ def _parse_safetensors(f, path, mmap):
     if re.fullmatch(r"[0-9]{1,9}", metadata.get("version", "")):
         metadata["version"] = int(metadata["version"])
     if "layers" in metadata:
-        metadata["layers"] = _parse_json(metadata["layers"].encode(), "metadata 'layers'")
+        metadata["layers"] = _parse_json(metadata["layers"], "metadata 'layers'")
     data_start, data_size = 8 + header_size, size - 8 - header_size
     return metadata, {name: _safetensors_array(f, path, mmap, name, info, data_start, data_size)
                       for name, info in header.items()}
@@ -351,7 +351,8 @@ class _Declared:
 
 def _parse_json(data, what):
     try:
-        value = json.loads(bytes(data).decode("utf-8"))
+        # Text as it is (a JSON string may hold a lone surrogate, which UTF-8 cannot encode).
+        value = json.loads(data if isinstance(data, str) else bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _Invalid(f"the {what} is not valid JSON ({exc})") from None
     except RecursionError:

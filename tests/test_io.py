@@ -547,3 +547,13 @@ def test_deflate_member_ending_before_its_declared_size(tmp_path):
     path = zip_members(tmp_path / "m.npz", good_members(**{"w0.npy": short}),
                        zipfile.ZIP_DEFLATED, claim_full_size)
     assert "ends before its declared size" in load_error(path)
+
+
+def test_safetensors_metadata_with_a_lone_surrogate(tmp_path):
+    # Found by the fuzz tests: a JSON "\ud800" in the layers string gave UnicodeEncodeError
+    # without the file's name.
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in good_metadata().items()}
+    for key in ("layers", "format"):
+        path = safetensors_file(tmp_path / "m.safetensors",
+                                {"__metadata__": dict(meta, **{key: "\ud800"})})
+        load_error(path)

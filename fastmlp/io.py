@@ -237,10 +237,11 @@ def _inflate_npz_member(zf, info, header_size, dtype, count):
     with zf.open(info) as member:
         member.read(header_size)
         for begin in range(0, len(view), _CHUNK):
-            piece = member.read(min(_CHUNK, len(view) - begin))
-            if not piece:
-                raise EOFError(f"member {info.filename!r} ends early")
-            view[begin:begin + len(piece)] = piece
+            size = min(_CHUNK, len(view) - begin)
+            piece = member.read(size)
+            if len(piece) != size:  # a stream that ends early, even with a matching CRC
+                raise EOFError(f"member {info.filename!r} ends before its declared size")
+            view[begin:begin + size] = piece
         # Reading the declared size in full makes zipfile check the CRC-32.
     return out
 
@@ -304,7 +305,7 @@ def _parse_safetensors(f, path, mmap):
         if re.fullmatch(r"[0-9]{1,9}", metadata.get(key, "")):
             metadata[key] = int(metadata[key])
     if "layers" in metadata:
-        metadata["layers"] = _parse_json(metadata["layers"].encode(), "metadata 'layers'")
+        metadata["layers"] = _parse_json(metadata["layers"], "metadata 'layers'")
     data_start, data_size = 8 + header_size, size - 8 - header_size
     return metadata, {name: _safetensors_array(f, path, mmap, name, info, data_start, data_size)
                       for name, info in header.items()}
@@ -351,7 +352,8 @@ class _Declared:
 
 def _parse_json(data, what):
     try:
-        value = json.loads(bytes(data).decode("utf-8"))
+        # Text as it is (a JSON string may hold a lone surrogate, which UTF-8 cannot encode).
+        value = json.loads(data if isinstance(data, str) else bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _Invalid(f"the {what} is not valid JSON ({exc})") from None
     except RecursionError:

@@ -31,6 +31,7 @@ typedef enum {
 typedef struct {
     int kind;
     double p0, p1;
+    const void *vec; /* FM_PRELU: one slope per feature, or NULL */
 } fm_activation;
 
 /* Weights are packed in column panels of FM_PANEL_BYTES: panel p holds, for
@@ -51,6 +52,98 @@ typedef struct {
     const void *bias;           /* n_out values */
     fm_activation activation;
 } fm_layer;
+
+/* -- Networks: an opaque, owning handle built step by step -----------------------------
+ *
+ * A network is a list of steps applied to each row in order: dense layers (with their
+ * activation), per-feature affine maps, layer normalisation, activations on their own and
+ * residual blocks (x + f(x)). Every step works on whole rows independently, so a row's
+ * result never depends on the batch it came in. All arrays passed to the builders are in
+ * the network's dtype (float or double) and are copied; the caller keeps its own. */
+
+/* Status codes returned by the fm_network_* functions. */
+enum {
+    FM_OK = 0,
+    FM_ERR_NO_MEMORY = -1,
+    FM_ERR_DTYPE = -2,    /* a forward function of the other dtype */
+    FM_ERR_ARGUMENT = -3, /* a width that does not chain, an unbalanced residual block, NULL */
+    FM_ERR_STATE = -4     /* building a finished network, or running an unfinished one */
+};
+
+/* Version of this C API (fm_network_*); bumped on any incompatible change. */
+#define FM_C_API_VERSION 1
+
+typedef struct fm_network fm_network;
+
+/* A new, empty network computing in double (is_double) or float; NULL without memory. */
+fm_network *fm_network_new(int is_double);
+void fm_network_free(fm_network *net);
+/* x W + b then act; w is row-major n_in x n_out, bias n_out values or NULL (zeros);
+ * act.vec, when set, holds n_out values and is copied. */
+int fm_network_dense(fm_network *net, int n_in, int n_out, const void *w, const void *bias,
+                     fm_activation act);
+/* x * scale + shift per feature; scale / shift: width values, or NULL for 1 / 0. */
+int fm_network_affine(fm_network *net, int width, const void *scale, const void *shift);
+/* (x - mean) / sqrt(var + eps) * scale + shift over each row (biased variance). */
+int fm_network_layernorm(fm_network *net, int width, const void *scale, const void *shift,
+                         double eps);
+int fm_network_activation(fm_network *net, int width, fm_activation act);
+/* Steps between begin and end form f of a residual block x + f(x); blocks nest. */
+int fm_network_residual_begin(fm_network *net, int width);
+int fm_network_residual_end(fm_network *net);
+/* Ends the building (every block closed, at least one step): the network can run. */
+int fm_network_finish(fm_network *net);
+
+int fm_network_n_inputs(const fm_network *net);
+int fm_network_n_outputs(const fm_network *net);
+int fm_network_is_double(const fm_network *net);
+/* The threads a forward call uses when it passes threads <= 0 (0, the start: all cores
+ * or the process's setting, fm_default_threads()). */
+void fm_network_set_threads(fm_network *net, int threads);
+int fm_network_threads(const fm_network *net);
+/* Multiply-adds per row (dense layers), a measure of a call's work. */
+double fm_network_macs_per_row(const fm_network *net);
+
+/* out (rows x n_outputs) from x (rows x n_inputs), both C-contiguous, on up to `threads`
+ * threads (<= 0: the network's setting). Returns FM_OK or an FM_ERR_* code. */
+int fm_network_forward_f32(const fm_network *net, const float *x, size_t rows, float *out,
+                           int threads);
+int fm_network_forward_f64(const fm_network *net, const double *x, size_t rows, double *out,
+                           int threads);
+/* What step `step` (0-based, in build order; residual begin/end count as steps) outputs
+ * for x, single-threaded; for a dense step with pre_activation set, x W + b before its
+ * activation. out holds rows x fm_network_step_width(net, step) values. */
+int fm_network_trace_f32(const fm_network *net, int step, int pre_activation, const float *x,
+                         size_t rows, float *out);
+int fm_network_trace_f64(const fm_network *net, int step, int pre_activation, const double *x,
+                         size_t rows, double *out);
+int fm_network_n_steps(const fm_network *net);
+/* The width of step's output, or FM_ERR_ARGUMENT. */
+int fm_network_step_width(const fm_network *net, int step);
+
+/* -- The steps, as the forward pass runs them (internal to the C core) ----------------- */
+
+typedef enum {
+    FM_STEP_DENSE = 0,
+    FM_STEP_AFFINE,
+    FM_STEP_LAYERNORM,
+    FM_STEP_ACTIVATION,
+    FM_STEP_RESIDUAL_BEGIN,
+    FM_STEP_RESIDUAL_END
+} fm_step_kind;
+
+/* Where a step reads and writes inside a tile: the caller's input, the caller's output,
+ * or scratch buffer 0, 1, ... */
+enum { FM_BUF_INPUT = -1, FM_BUF_OUTPUT = -2 };
+
+typedef struct {
+    int kind;
+    fm_layer layer;            /* widths (n_in == n_out but for dense); dense: weights, bias,
+                                * activation; activation step: activation */
+    const void *scale, *shift; /* affine, layernorm: width values or NULL (1, 0) */
+    double eps;                /* layernorm */
+    int src, dst, saved;       /* buffers (FM_BUF_* or scratch index); saved: residual end */
+} fm_step;
 
 /* FM_ALIGN-aligned memory for packed weights (NULL when out of memory or bytes is 0). */
 void *fm_aligned_alloc(size_t bytes);

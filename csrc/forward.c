@@ -7,12 +7,14 @@
 
 #include "fastmlp.h"
 #include "isa.h"
+#include "forward.h"
 #include "kernel_table.h"
 #include "pool.h"
+#include "steps.h"
 
-/* Scratch per thread for two tiles of intermediates: within L2 where the
- * widths allow, but never fewer than FM_MIN_TILE_ROWS rows, since every tile
- * reads all the weights once. */
+/* Scratch per thread for a tile's intermediates (at least two buffers' worth): within
+ * L2 where the widths allow, but never fewer than FM_MIN_TILE_ROWS rows, since every
+ * tile reads all the weights once. */
 #define FM_TILE_BYTES (512 * 1024)
 #define FM_MIN_TILE_ROWS 96
 #define FM_MAX_TILE_ROWS 512
@@ -34,12 +36,12 @@
 #define FM_STACK_SCRATCH (16 * 1024)
 
 typedef struct {
-    size_t stride;        /* elements between rows of an intermediate */
+    size_t stride;        /* elements between rows of a scratch buffer */
     size_t tile;          /* rows per tile */
     size_t n_tiles;
     size_t scratch_bytes; /* per thread */
     int threads;          /* wanted, the caller included */
-    int split_columns;    /* the team shares every layer by columns, tile after tile */
+    int split_columns;    /* the team shares every dense layer by columns, tile after tile */
 } fm_tiling;
 
 static size_t round_up(size_t n, size_t quantum) { return (n + quantum - 1) / quantum * quantum; }
@@ -48,21 +50,24 @@ static int fm_panels(int n_out, size_t elem) {
     return (int)(((size_t)n_out * elem + FM_PANEL_BYTES - 1) / FM_PANEL_BYTES);
 }
 
-static fm_tiling plan_tiles(const fm_layer *layers, int n_layers, size_t rows, size_t elem,
-                            int threads) {
+static fm_tiling plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
+                            size_t elem, int threads) {
     fm_tiling t;
-    size_t widest = 0; /* widest intermediate: every layer's output but the last */
+    size_t widest = 0; /* widest value kept in scratch */
     double macs = 0;
-    for (int l = 0; l < n_layers; l++) {
-        if (l + 1 < n_layers && (size_t)layers[l].n_out > widest) widest = layers[l].n_out;
-        macs += (double)layers[l].n_in * layers[l].n_out;
+    for (int i = 0; i < n_steps; i++) {
+        const fm_layer *l = &steps[i].layer;
+        if (steps[i].dst >= 0 && (size_t)l->n_out > widest) widest = l->n_out;
+        if (steps[i].kind == FM_STEP_DENSE) macs += (double)l->n_in * l->n_out;
+        else macs += l->n_out; /* row-wise steps: about one operation per value */
     }
     /* Rows start on cache lines, except narrow ones, kept dense so that their
      * activation runs over the tile as one contiguous stretch. */
     t.stride = widest * elem < FM_ALIGN ? widest : round_up(widest, FM_ALIGN / elem);
     /* Rows 4 KiB apart share L1 sets; one cache line more keeps them apart. */
-    if ((t.stride * elem) % 4096 == 0) t.stride += FM_ALIGN / elem;
-    size_t cap = t.stride ? FM_TILE_BYTES / (2 * t.stride * elem) : FM_MAX_TILE_ROWS;
+    if (t.stride && (t.stride * elem) % 4096 == 0) t.stride += FM_ALIGN / elem;
+    const size_t buffers = n_buffers > 2 ? (size_t)n_buffers : 2;
+    size_t cap = t.stride ? FM_TILE_BYTES / (buffers * t.stride * elem) : FM_MAX_TILE_ROWS;
     cap = cap / FM_TILE_QUANTUM * FM_TILE_QUANTUM;
     cap = cap < FM_MIN_TILE_ROWS ? FM_MIN_TILE_ROWS : cap;
     cap = cap > FM_MAX_TILE_ROWS ? FM_MAX_TILE_ROWS : cap;
@@ -81,11 +86,23 @@ static fm_tiling plan_tiles(const fm_layer *layers, int n_layers, size_t rows, s
         if ((size_t)threads > t.n_tiles) threads = (int)t.n_tiles;
         if (macs * rows < FM_PARALLEL_MIN_MACS) threads = 1;
     }
-    /* Two tiles of intermediates, then room to pack a tile's rows for the kernel. */
-    t.scratch_bytes = round_up(2 * t.tile * t.stride * elem, FM_ALIGN);
+    /* The tile's scratch buffers, then room to pack a tile's rows for the kernel. */
+    t.scratch_bytes = round_up((size_t)n_buffers * t.tile * t.stride * elem, FM_ALIGN);
     if (t.tile >= FM_PACK_MIN_ROWS) t.scratch_bytes += round_up(t.tile, FM_TILE_QUANTUM) * FM_KC * elem;
     t.threads = threads > 1 ? threads : 1;
     return t;
+}
+
+/* Dense layers as steps of their own, for the layer-list API (fm_forward_*). */
+static fm_step *steps_of_layers(const fm_layer *layers, int n_layers, int *n_buffers) {
+    fm_step *steps = calloc((size_t)n_layers, sizeof *steps);
+    if (!steps) return NULL;
+    for (int l = 0; l < n_layers; l++) {
+        steps[l].kind = FM_STEP_DENSE;
+        steps[l].layer = layers[l];
+    }
+    *n_buffers = fm_route_steps(steps, n_layers);
+    return steps;
 }
 
 #define REAL float

@@ -1,62 +1,29 @@
-/* The tiled forward pass, written once for REAL; included by forward.c with
- * REAL and SFX (f32/f64) defined. */
+/* The tiled forward pass over routed steps, written once for REAL; included by forward.c
+ * with REAL and SFX (f32/f64) defined. */
 
-/* Where layer l of a tile writes: the caller's out for the last layer, else
- * one of the two halves of scratch, in turn (row stride in *ld). */
-static REAL *FM_CAT(layer_output_, SFX)(const fm_layer *layers, int n_layers, int l, REAL *out,
-                                        REAL *scratch, size_t stride, size_t tile, size_t *ld) {
-    if (l + 1 == n_layers) {
-        *ld = (size_t)layers[l].n_out;
-        return out;
-    }
-    *ld = stride;
-    return scratch + (size_t)(l & 1) * tile * stride;
-}
-
-/* One tile of rows through every layer: the first layer reads x and the last
- * writes out. */
-static void FM_CAT(run_tile_, SFX)(const fm_kernel_table *k, const fm_layer *layers, int n_layers,
-                                   const REAL *x, size_t rows, REAL *out, REAL *scratch,
-                                   size_t stride, size_t tile) {
-    REAL *apack = tile >= FM_PACK_MIN_ROWS ? scratch + 2 * tile * stride : NULL;
-    const REAL *in = x;
-    size_t ld_in = (size_t)layers[0].n_in;
-    for (int l = 0; l < n_layers; l++) {
-        size_t ld_dst;
-        REAL *dst = FM_CAT(layer_output_, SFX)(layers, n_layers, l, out, scratch, stride, tile,
-                                               &ld_dst);
-        k->FM_CAT(dense_cols_, SFX)(&layers[l], in, ld_in, rows, dst, ld_dst, 1, 0,
-                                    fm_panels(layers[l].n_out, sizeof(REAL)), apack);
-        in = dst;
-        ld_in = ld_dst;
-    }
-}
-
+/* A step's buffer inside the tile: the caller's input or output, or a scratch buffer
+ * (row stride in *ld). */
 typedef struct {
-    const fm_kernel_table *k;
-    const fm_layer *layers;
-    int n_layers;
     const REAL *x;
-    size_t rows;
     REAL *out;
-    const fm_tiling *t;
-    unsigned char *scratch; /* t->scratch_bytes for each slot */
-} FM_CAT(tiles_job_, SFX);
+    REAL *scratch;
+    size_t n_in, n_out, stride, tile;
+} FM_CAT(tile_buffers_, SFX);
 
-static void FM_CAT(tile_task_, SFX)(void *ctx, int task, int slot) {
-    const FM_CAT(tiles_job_, SFX) *job = ctx;
-    const fm_tiling *t = job->t;
-    const size_t n_in = (size_t)job->layers[0].n_in;
-    const size_t n_out = (size_t)job->layers[job->n_layers - 1].n_out;
-    const size_t r0 = (size_t)task * t->tile;
-    const size_t rows = job->rows - r0 < t->tile ? job->rows - r0 : t->tile;
-    FM_CAT(run_tile_, SFX)(job->k, job->layers, job->n_layers, job->x + r0 * n_in, rows,
-                           job->out + r0 * n_out,
-                           (REAL *)(job->scratch + (size_t)slot * t->scratch_bytes), t->stride,
-                           t->tile);
+static REAL *FM_CAT(buffer_, SFX)(const FM_CAT(tile_buffers_, SFX) *b, int id, size_t *ld) {
+    if (id == FM_BUF_INPUT) {
+        *ld = b->n_in;
+        return (REAL *)b->x; /* only ever read */
+    }
+    if (id == FM_BUF_OUTPUT) {
+        *ld = b->n_out;
+        return b->out;
+    }
+    *ld = b->stride;
+    return b->scratch + (size_t)id * b->tile * b->stride;
 }
 
-/* One layer over a batch, its column panels shared out as tasks. */
+/* One dense layer over `rows`, its column panels shared out over the pool. */
 typedef struct {
     const fm_kernel_table *k;
     const fm_layer *layer;
@@ -77,36 +44,99 @@ static void FM_CAT(columns_task_, SFX)(void *ctx, int task, int slot) {
                                           job->ld_dst, 1, first, end, NULL);
 }
 
-/* A batch too small to give every slot its own tiles: layer after layer, each
- * slot computes its own share of the columns (the same share every call, so
- * its part of the weights stays in its core's cache). */
-static void FM_CAT(run_split_, SFX)(const fm_kernel_table *k, const fm_layer *layers,
-                                    int n_layers, const REAL *x, size_t rows, REAL *out,
-                                    REAL *scratch, size_t stride, size_t tile, int width) {
-    const REAL *in = x;
-    size_t ld_in = (size_t)layers[0].n_in;
-    for (int l = 0; l < n_layers; l++) {
-        size_t ld_dst;
-        REAL *dst = FM_CAT(layer_output_, SFX)(layers, n_layers, l, out, scratch, stride, tile,
-                                               &ld_dst);
-        FM_CAT(columns_job_, SFX) job = {k, &layers[l], in, ld_in, rows, dst, ld_dst,
-                                         fm_panels(layers[l].n_out, sizeof(REAL)), 2 * width};
-        fm_pool_run(FM_CAT(columns_task_, SFX), &job, job.n_tasks, width);
-        /* dense_cols leaves softmax to whoever sees whole rows. */
-        if (layers[l].activation.kind == FM_SOFTMAX && job.n_panels > 1)
-            k->FM_CAT(activate_, SFX)(layers[l].activation, dst, rows, layers[l].n_out, ld_dst);
-        in = dst;
-        ld_in = ld_dst;
+static void FM_CAT(run_dense_, SFX)(const fm_kernel_table *k, const fm_layer *layer,
+                                    const REAL *in, size_t ld_in, size_t rows, REAL *dst,
+                                    size_t ld_dst, REAL *apack, int width) {
+    const int n_panels = fm_panels(layer->n_out, sizeof(REAL));
+    if (width <= 1) {
+        k->FM_CAT(dense_cols_, SFX)(layer, in, ld_in, rows, dst, ld_dst, 1, 0, n_panels, apack);
+        return;
+    }
+    /* Each slot computes the same share of the columns every call, so its part of the
+     * weights stays in its core's cache. */
+    FM_CAT(columns_job_, SFX) job = {k, layer, in, ld_in, rows, dst, ld_dst, n_panels, 2 * width};
+    fm_pool_run(FM_CAT(columns_task_, SFX), &job, job.n_tasks, width);
+    /* dense_cols leaves softmax to whoever sees whole rows. */
+    if (layer->activation.kind == FM_SOFTMAX && n_panels > 1)
+        k->FM_CAT(activate_, SFX)(layer->activation, dst, rows, layer->n_out, ld_dst);
+}
+
+/* One tile of rows through every step; width > 1 shares each dense layer's columns over
+ * that many slots of the pool (the caller holds it). */
+static void FM_CAT(run_tile_, SFX)(const fm_kernel_table *k, const fm_step *steps, int n_steps,
+                                   const FM_CAT(tile_buffers_, SFX) *b, size_t rows, REAL *apack,
+                                   int width) {
+    for (int i = 0; i < n_steps; i++) {
+        const fm_step *s = &steps[i];
+        const size_t n = (size_t)s->layer.n_out;
+        size_t ld_src, ld_dst;
+        const REAL *src = FM_CAT(buffer_, SFX)(b, s->src, &ld_src);
+        REAL *dst = FM_CAT(buffer_, SFX)(b, s->dst, &ld_dst);
+        switch (s->kind) {
+        case FM_STEP_DENSE:
+            FM_CAT(run_dense_, SFX)(k, &s->layer, src, ld_src, rows, dst, ld_dst, apack, width);
+            break;
+        case FM_STEP_AFFINE:
+            FM_CAT(fm_affine_, SFX)(src, ld_src, rows, n, s->scale, s->shift, dst, ld_dst);
+            break;
+        case FM_STEP_LAYERNORM:
+            FM_CAT(fm_layernorm_, SFX)(src, ld_src, rows, n, s->scale, s->shift, s->eps, dst,
+                                       ld_dst);
+            break;
+        case FM_STEP_ACTIVATION:
+            FM_CAT(fm_copy_rows_, SFX)(src, ld_src, rows, n, dst, ld_dst);
+            k->FM_CAT(activate_, SFX)(s->layer.activation, dst, rows, n, ld_dst);
+            break;
+        case FM_STEP_RESIDUAL_END: {
+            size_t ld_saved;
+            const REAL *saved = FM_CAT(buffer_, SFX)(b, s->saved, &ld_saved);
+            FM_CAT(fm_add_rows_, SFX)(src, ld_src, saved, ld_saved, rows, n, dst, ld_dst);
+            break;
+        }
+        default: /* FM_STEP_RESIDUAL_BEGIN: remembers its input; a copy only when traced */
+            FM_CAT(fm_copy_rows_, SFX)(src, ld_src, rows, n, dst, ld_dst);
+        }
     }
 }
 
-int FM_CAT(fm_forward_, SFX)(const fm_layer *layers, int n_layers, const REAL *x, size_t rows,
-                             REAL *out, int threads) {
-    if (rows == 0 || n_layers <= 0) return 0;
+typedef struct {
+    const fm_kernel_table *k;
+    const fm_step *steps;
+    int n_steps, n_buffers;
+    const REAL *x;
+    size_t rows;
+    REAL *out;
+    const fm_tiling *t;
+    unsigned char *scratch; /* t->scratch_bytes for each slot */
+} FM_CAT(tiles_job_, SFX);
+
+static REAL *FM_CAT(pack_area_, SFX)(REAL *scratch, const fm_tiling *t, int n_buffers) {
+    return t->tile >= FM_PACK_MIN_ROWS ? scratch + (size_t)n_buffers * t->tile * t->stride
+                                       : NULL;
+}
+
+static void FM_CAT(tile_task_, SFX)(void *ctx, int task, int slot) {
+    const FM_CAT(tiles_job_, SFX) *job = ctx;
+    const fm_tiling *t = job->t;
+    const size_t n_in = (size_t)job->steps[0].layer.n_in;
+    const size_t n_out = (size_t)job->steps[job->n_steps - 1].layer.n_out;
+    const size_t r0 = (size_t)task * t->tile;
+    const size_t rows = job->rows - r0 < t->tile ? job->rows - r0 : t->tile;
+    REAL *scratch = (REAL *)(job->scratch + (size_t)slot * t->scratch_bytes);
+    const FM_CAT(tile_buffers_, SFX) b = {job->x + r0 * n_in, job->out + r0 * n_out, scratch,
+                                          n_in, n_out, t->stride, t->tile};
+    FM_CAT(run_tile_, SFX)(job->k, job->steps, job->n_steps, &b, rows,
+                           FM_CAT(pack_area_, SFX)(scratch, t, job->n_buffers), 1);
+}
+
+int FM_CAT(fm_run_steps_, SFX)(const fm_step *steps, int n_steps, int n_buffers, const REAL *x,
+                               size_t rows, REAL *out, int threads) {
+    if (rows == 0 || n_steps <= 0) return FM_OK;
     const fm_kernel_table *k = fm_kernels();
-    const fm_tiling t = plan_tiles(layers, n_layers, rows, sizeof(REAL), threads);
+    const fm_tiling t = plan_tiles(steps, n_steps, n_buffers, rows, sizeof(REAL), threads);
     const int width = t.threads > 1 ? fm_pool_reserve(t.threads) : 1;
-    const size_t n_in = (size_t)layers[0].n_in, n_out = (size_t)layers[n_layers - 1].n_out;
+    const size_t n_in = (size_t)steps[0].layer.n_in;
+    const size_t n_out = (size_t)steps[n_steps - 1].layer.n_out;
     const size_t slots = t.split_columns ? 1 : (size_t)width;
     _Alignas(FM_ALIGN) unsigned char stack[FM_STACK_SCRATCH];
     unsigned char *scratch = stack;
@@ -114,19 +144,32 @@ int FM_CAT(fm_forward_, SFX)(const fm_layer *layers, int n_layers, const REAL *x
         scratch = fm_aligned_alloc(t.scratch_bytes * slots);
         if (!scratch) {
             fm_pool_release(width);
-            return -1;
+            return FM_ERR_NO_MEMORY;
         }
     }
     if (t.split_columns && width > 1) {
-        for (size_t r0 = 0; r0 < rows; r0 += t.tile)
-            FM_CAT(run_split_, SFX)(k, layers, n_layers, x + r0 * n_in,
-                                    rows - r0 < t.tile ? rows - r0 : t.tile, out + r0 * n_out,
-                                    (REAL *)scratch, t.stride, t.tile, width);
+        for (size_t r0 = 0; r0 < rows; r0 += t.tile) {
+            const FM_CAT(tile_buffers_, SFX) b = {x + r0 * n_in, out + r0 * n_out, (REAL *)scratch,
+                                                  n_in, n_out, t.stride, t.tile};
+            FM_CAT(run_tile_, SFX)(k, steps, n_steps, &b, rows - r0 < t.tile ? rows - r0 : t.tile,
+                                   NULL, width);
+        }
     } else {
-        FM_CAT(tiles_job_, SFX) job = {k, layers, n_layers, x, rows, out, &t, scratch};
+        FM_CAT(tiles_job_, SFX) job = {k, steps, n_steps, n_buffers, x, rows, out, &t, scratch};
         fm_pool_run(FM_CAT(tile_task_, SFX), &job, (int)t.n_tiles, width);
     }
     fm_pool_release(width);
     if (scratch != stack) fm_aligned_free(scratch);
-    return 0;
+    return FM_OK;
+}
+
+int FM_CAT(fm_forward_, SFX)(const fm_layer *layers, int n_layers, const REAL *x, size_t rows,
+                             REAL *out, int threads) {
+    if (rows == 0 || n_layers <= 0) return FM_OK;
+    int n_buffers;
+    fm_step *steps = steps_of_layers(layers, n_layers, &n_buffers);
+    if (!steps) return FM_ERR_NO_MEMORY;
+    int rc = FM_CAT(fm_run_steps_, SFX)(steps, n_layers, n_buffers, x, rows, out, threads);
+    free(steps);
+    return rc;
 }

@@ -1,6 +1,8 @@
 """Activation names, their parameters, and the codes the C core knows them by."""
 import math
 
+import numpy as np
+
 # Canonical name -> (code in csrc/fastmlp.h, default parameters in the order the
 # core takes them as p0, p1).
 _TABLE = {
@@ -26,12 +28,20 @@ def activation_names():
     return tuple(_TABLE)
 
 
+def canonical_name(name):
+    """The canonical spelling of an activation name (aliases resolved), known or not."""
+    key = name.strip().lower()
+    return _ALIASES.get(key, key)
+
+
 def _valid_names():
     return ", ".join(sorted(list(_TABLE) + list(_ALIASES)))
 
 
 def _check_parameter(name, key, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} parameter {key!r} must be a number, got {value!r}")
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)  # numpy scalars
         except (TypeError, ValueError):

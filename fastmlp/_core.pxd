@@ -1,67 +1,56 @@
 # cython: language_level=3
-"""The C core's API, cimportable by other Cython extensions.
+"""fastmlp's C-level API for other Cython extensions, version FM_C_API_VERSION.
 
-    from fastmlp._core cimport CompiledNetwork
-    net.forward_f32(x, rows, out)   # nogil, no Python objects touched
+    from fastmlp._core cimport CompiledNetwork, check_c_api, forward_f32
+    check_c_api()                       # once, at import (raises ImportError if incompatible)
+    cdef CompiledNetwork net = a_fastmlp_network
+    with nogil:
+        rc = forward_f32(net, x, rows, out, 0)
 
-x is a C-contiguous rows x n_inputs buffer, out rows x n_outputs, in the
-network's dtype (check ``net.is_double``); the call returns 0, or -1 when
-scratch memory ran out.
+The network is opaque: extensions reach it only through the functions below, which are
+module-level (not methods) so that adding one never changes a vtable, and the object's
+single field is a pointer whose target extensions never see. x is a C-contiguous
+rows x n_inputs buffer and out rows x n_outputs, in the network's dtype (float32 when
+``is_double(net)`` is false, also for reduced-precision networks); threads <= 0 means the
+network's default. Every call returns one of:
+
+    FM_OK (0)               done
+    FM_ERR_NO_MEMORY (-1)   scratch memory ran out; out is undefined
+    FM_ERR_DTYPE (-2)       forward_f32 on a float64 network, or forward_f64 on a float32 one
+    FM_ERR_ARGUMENT (-3)    a NULL network
+    FM_ERR_STATE (-4)       a network that is not built
 """
 
 cdef extern from "fastmlp.h" nogil:
-    ctypedef struct fm_activation:
-        int kind
-        double p0, p1
-
-    ctypedef struct fm_layer:
-        int n_in, n_out
-        const void *packed_weights
-        const void *bias
-        fm_activation activation
-
-    enum: FM_N_ACTIVATIONS
-
-    void *fm_aligned_alloc(size_t nbytes)
-    void fm_aligned_free(void *p)
-    size_t fm_packed_size_f32(int n_in, int n_out)
-    size_t fm_packed_size_f64(int n_in, int n_out)
-    void fm_pack_f32(const float *w, int n_in, int n_out, float *dst)
-    void fm_pack_f64(const double *w, int n_in, int n_out, double *dst)
-
-    const char *fm_kernel_name(int kernel)
-    int fm_kernel_supported(int kernel)
-    int fm_active_kernel()
-    int fm_select_kernel(const char *name)
-    enum: FM_N_KERNELS
-
-    void fm_dense_f32(const fm_layer *layer, const float *x, size_t ldx, size_t rows,
-                      float *out, size_t ldo, int apply_activation)
-    void fm_dense_f64(const fm_layer *layer, const double *x, size_t ldx, size_t rows,
-                      double *out, size_t ldo, int apply_activation)
-    void fm_activate_f32(fm_activation act, float *z, size_t rows, size_t cols, size_t ld)
-    void fm_activate_f64(fm_activation act, double *z, size_t rows, size_t cols, size_t ld)
-    int fm_forward_f32(const fm_layer *layers, int n_layers, const float *x, size_t rows,
-                       float *out, int threads)
-    int fm_forward_f64(const fm_layer *layers, int n_layers, const double *x, size_t rows,
-                       double *out, int threads)
-    int fm_default_threads()
-    int fm_default_threads_source()
-    void fm_set_thread_limit(int n)
+    ctypedef struct fm_network:
+        pass
+    enum:
+        FM_OK
+        FM_ERR_NO_MEMORY
+        FM_ERR_DTYPE
+        FM_ERR_ARGUMENT
+        FM_ERR_STATE
+        FM_C_API_VERSION
 
 
 cdef class CompiledNetwork:
-    cdef fm_layer *layers
-    cdef int n_layers
-    cdef readonly bint is_double
-    cdef readonly int n_inputs
-    cdef readonly int n_outputs
-    cdef readonly int threads
-    cdef readonly Py_ssize_t macs_per_row
-    cdef readonly object dtype
-    cdef Py_ssize_t _itemsize
+    cdef fm_network *_net
 
-    cdef int _run(self, const char *x, size_t rows, char *out, int threads) noexcept nogil
 
-    cdef int forward_f32(self, const float *x, size_t rows, float *out) noexcept nogil
-    cdef int forward_f64(self, const double *x, size_t rows, double *out) noexcept nogil
+cdef int c_api_version() noexcept nogil
+cdef int n_inputs(CompiledNetwork net) noexcept nogil
+cdef int n_outputs(CompiledNetwork net) noexcept nogil
+cdef bint is_double(CompiledNetwork net) noexcept nogil
+cdef int forward_f32(CompiledNetwork net, const float *x, size_t rows, float *out,
+                     int threads) noexcept nogil
+cdef int forward_f64(CompiledNetwork net, const double *x, size_t rows, double *out,
+                     int threads) noexcept nogil
+
+
+cdef inline int check_c_api() except -1:
+    """The installed fastmlp speaks the C API this extension was compiled against."""
+    if c_api_version() != FM_C_API_VERSION:
+        raise ImportError(f"this extension was built against fastmlp's C API version "
+                          f"{FM_C_API_VERSION}, but the installed fastmlp provides version "
+                          f"{c_api_version()}; rebuild the extension")
+    return 0

@@ -1,25 +1,91 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False, embedsignature=True
-"""The bridge between fastmlp's Python API and its C kernels (csrc/).
+"""The bridge between fastmlp's Python API and its C core (csrc/).
 
-CompiledNetwork owns the packed weights and runs the forward pass with the GIL
-released. It trusts its caller (fastmlp.network validates everything first),
-except on the fast path of ``forward``, which takes only what it can prove
-right from the buffer itself and hands everything else to the Python slow path.
+CompiledNetwork holds an fm_network (the C core's opaque, owning handle) and runs the
+forward pass with the GIL released. It is built only by fastmlp.network, which validates
+the layers first; ``forward`` validates its own arguments: a fast path takes what it can
+prove right from the buffers themselves, and a checked path converts everything else.
 """
+cimport cython
 from cpython.object cimport PyObject
-from libc.stdlib cimport calloc, free
 
 import numpy as np
-
-ctypedef fused real:
-    float
-    double
 
 cdef object _ndarray = np.ndarray
 cdef object _empty = np.empty
 cdef object _float32 = np.dtype(np.float32)
 cdef object _float64 = np.dtype(np.float64)
+
+cdef extern from "fastmlp.h" nogil:
+    ctypedef struct fm_activation:
+        int kind
+        double p0, p1
+        const void *vec
+
+    enum: FM_N_ACTIVATIONS
+
+    const char *fm_kernel_name(int kernel)
+    int fm_kernel_supported(int kernel)
+    int fm_active_kernel()
+    int fm_select_kernel(const char *name)
+    enum: FM_N_KERNELS
+    int fm_default_threads()
+    int fm_default_threads_source()
+    void fm_set_thread_limit(int n)
+
+    fm_network *fm_network_new(int is_double)
+    void fm_network_free(fm_network *net)
+    int fm_network_dense(fm_network *net, int n_in, int n_out, const void *w, const void *bias,
+                         fm_activation act)
+    int fm_network_affine(fm_network *net, int width, const void *scale, const void *shift)
+    int fm_network_layernorm(fm_network *net, int width, const void *scale, const void *shift,
+                             double eps)
+    int fm_network_activation(fm_network *net, int width, fm_activation act)
+    int fm_network_residual_begin(fm_network *net, int width)
+    int fm_network_residual_end(fm_network *net)
+    int fm_network_finish(fm_network *net)
+    int fm_network_n_inputs(const fm_network *net)
+    int fm_network_n_outputs(const fm_network *net)
+    int fm_network_is_double(const fm_network *net)
+    void fm_network_set_threads(fm_network *net, int threads)
+    int fm_network_threads(const fm_network *net)
+    double fm_network_macs_per_row(const fm_network *net)
+    int fm_network_forward_f32(const fm_network *net, const float *x, size_t rows, float *out,
+                               int threads)
+    int fm_network_forward_f64(const fm_network *net, const double *x, size_t rows,
+                               double *out, int threads)
+    int fm_network_trace_f32(const fm_network *net, int step, int pre_activation,
+                             const float *x, size_t rows, float *out)
+    int fm_network_trace_f64(const fm_network *net, int step, int pre_activation,
+                             const double *x, size_t rows, double *out)
+    int fm_network_n_steps(const fm_network *net)
+    int fm_network_step_width(const fm_network *net, int step)
+
+
+cdef extern from *:
+    """
+    /* The leading fields of numpy's PyArrayObject: public, and ABI-stable since
+       numpy 1.7 (numpy's own inline accessors compiled into every extension read
+       them), declared here so the fast path needs neither numpy headers nor the
+       buffer protocol's format strings. */
+    typedef struct {
+        PyObject_HEAD
+        char *data;
+        int nd;
+        Py_ssize_t *dimensions;
+        Py_ssize_t *strides;
+        PyObject *base;
+        PyObject *descr;
+        int flags;
+    } fm_ndarray;
+    """
+    ctypedef struct fm_ndarray:
+        char *data
+        int nd
+        Py_ssize_t *dimensions
+        PyObject *descr
+        int flags
 
 
 def select_kernel(name):
@@ -59,66 +125,89 @@ def set_thread_limit(int n):
     fm_set_thread_limit(n)
 
 
-cdef int _pack_layer(fm_layer *layer, const real[:, ::1] w, const real[::1] b) except -1:
-    cdef int n_in = <int>w.shape[0], n_out = <int>w.shape[1]
-    cdef size_t n_packed
-    if real is float:
-        n_packed = fm_packed_size_f32(n_in, n_out)
-    else:
-        n_packed = fm_packed_size_f64(n_in, n_out)
-    cdef real *packed = <real *>fm_aligned_alloc(n_packed * sizeof(real))
-    cdef real *bias = <real *>fm_aligned_alloc(n_out * sizeof(real))
-    if packed == NULL or bias == NULL:
-        fm_aligned_free(packed)
-        fm_aligned_free(bias)
-        raise MemoryError("not enough memory to pack the weights")
-    if real is float:
-        fm_pack_f32(&w[0, 0], n_in, n_out, packed)
-    else:
-        fm_pack_f64(&w[0, 0], n_in, n_out, packed)
-    cdef int j
-    for j in range(n_out):
-        bias[j] = b[j]
-    layer.n_in = n_in
-    layer.n_out = n_out
-    layer.packed_weights = packed
-    layer.bias = bias
-    return 0
-
-
-cdef extern from *:
-    """
-    /* The leading fields of numpy's PyArrayObject: public, and ABI-stable since
-       numpy 1.7 (numpy's own inline accessors compiled into every extension read
-       them), declared here so the fast path needs neither numpy headers nor the
-       buffer protocol's format strings. */
-    typedef struct {
-        PyObject_HEAD
-        char *data;
-        int nd;
-        Py_ssize_t *dimensions;
-        Py_ssize_t *strides;
-        PyObject *base;
-        PyObject *descr;
-        int flags;
-    } fm_ndarray;
-    """
-    ctypedef struct fm_ndarray:
-        char *data
-        int nd
-        Py_ssize_t *dimensions
-        PyObject *descr
-        int flags
-
 # numpy's array flags
 cdef enum:
     C_CONTIGUOUS = 0x0001
     ALIGNED = 0x0100
     WRITEABLE = 0x0400
 
-# Below this many multiply-adds the GIL is kept: releasing it costs more than the work.
 cdef enum:
+    # Below this many multiply-adds the GIL is kept: releasing it costs more than the work.
     GIL_RELEASE_MIN_MACS = 4096
+    # A cap on any thread count handed to C (the pool has far fewer slots): no machine has
+    # more cores, and huge integers never overflow C's int.
+    MAX_THREADS = 1 << 16
+
+
+# -- the C-level API (see _core.pxd) -----------------------------------------------------
+
+cdef int c_api_version() noexcept nogil:
+    return FM_C_API_VERSION
+
+
+cdef int n_inputs(CompiledNetwork net) noexcept nogil:
+    return fm_network_n_inputs(net._net) if net._net != NULL else 0
+
+
+cdef int n_outputs(CompiledNetwork net) noexcept nogil:
+    return fm_network_n_outputs(net._net) if net._net != NULL else 0
+
+
+cdef bint is_double(CompiledNetwork net) noexcept nogil:
+    return net._net != NULL and fm_network_is_double(net._net)
+
+
+cdef int forward_f32(CompiledNetwork net, const float *x, size_t rows, float *out,
+                     int threads) noexcept nogil:
+    return fm_network_forward_f32(net._net, x, rows, out, threads)
+
+
+cdef int forward_f64(CompiledNetwork net, const double *x, size_t rows, double *out,
+                     int threads) noexcept nogil:
+    return fm_network_forward_f64(net._net, x, rows, out, threads)
+
+
+def c_api():
+    """The C API version this build provides (FM_C_API_VERSION)."""
+    return c_api_version()
+
+
+# -- argument checks shared with fastmlp.network ----------------------------------------
+
+def as_real_array(value, what):
+    """value as a numpy array of real numbers; ValueError / TypeError naming `what`."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{what} is not a rectangular array of numbers: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def check_threads(threads):
+    """A validated thread count: 0 for None (the default), capped at MAX_THREADS."""
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return min(int(threads), MAX_THREADS)
+
+
+cdef const void *_data(object array):
+    """The data of a C-contiguous array the Python layer made in the network's dtype."""
+    if array is None:
+        return NULL
+    return <const void *><size_t>array.__array_interface__["data"][0]
+
+
+cdef fm_activation _activation(tuple code, object vec):
+    cdef fm_activation act
+    act.kind = code[0]
+    act.p0 = code[1]
+    act.p1 = code[2]
+    act.vec = _data(vec)
+    return act
 
 
 cdef inline fm_ndarray *_plain_array(object a, object descr, int flags) noexcept:
@@ -131,59 +220,67 @@ cdef inline fm_ndarray *_plain_array(object a, object descr, int flags) noexcept
     return array
 
 
+cdef int _raise_for(int rc) except -1:
+    if rc == FM_ERR_NO_MEMORY:
+        raise MemoryError("not enough memory for the network or its scratch tiles")
+    if rc != FM_OK:
+        raise RuntimeError(f"fastmlp's C core refused the call (status {rc})")
+    return 0
+
+
 cdef class CompiledNetwork:
-    """Packed layers and the compiled forward pass; subclassed by fastmlp.Network."""
+    """The compiled network: built by fastmlp.Network from validated layers."""
 
     def __cinit__(self, *args, **kwargs):
-        self.layers = NULL
-        self.n_layers = 0
+        self._net = NULL
 
     def __dealloc__(self):
-        cdef int l
-        if self.layers != NULL:
-            for l in range(self.n_layers):
-                fm_aligned_free(<void *>self.layers[l].packed_weights)
-                fm_aligned_free(<void *>self.layers[l].bias)
-            free(self.layers)
+        fm_network_free(self._net)
 
-    def _build(self, list weights, list biases, list activations, bint is_double, int threads):
-        """Pack validated layers: C-contiguous weights and 1-D biases in the network's
-        dtype, activations as (code, p0, p1)."""
-        if self.layers != NULL:
-            raise RuntimeError("network already built")
-        cdef int n = len(weights), l
-        self.layers = <fm_layer *>calloc(n, sizeof(fm_layer))
-        if self.layers == NULL:
-            raise MemoryError()
-        self.n_layers = n
-        for l in range(n):
-            if is_double:
-                _pack_layer[double](&self.layers[l], weights[l], biases[l])
-            else:
-                _pack_layer[float](&self.layers[l], weights[l], biases[l])
-            code, p0, p1 = activations[l]
-            self.layers[l].activation.kind = code
-            self.layers[l].activation.p0 = p0
-            self.layers[l].activation.p1 = p1
-        self.is_double = is_double
-        self.n_inputs = self.layers[0].n_in
-        self.n_outputs = self.layers[n - 1].n_out
-        self.threads = threads
-        self.dtype = _float64 if is_double else _float32
-        self._itemsize = 8 if is_double else 4
-        self.macs_per_row = 0
-        for l in range(n):
-            self.macs_per_row += <Py_ssize_t>self.layers[l].n_in * self.layers[l].n_out
+    def _build(self, list steps, bint is_double, int threads):
+        """Build from validated steps, each a tuple whose arrays are C-contiguous in the
+        network's dtype: ("dense", w, b, code, vec), ("affine", width, scale, shift),
+        ("layernorm", width, scale, shift, eps), ("activation", width, code, vec),
+        ("begin", width), ("end",); code is (kind, p0, p1), vec None or an array."""
+        if self._net != NULL:
+            raise RuntimeError("a Network cannot be initialised twice; create a new one")
+        cdef fm_network *net = fm_network_new(is_double)
+        if net == NULL:
+            raise MemoryError("not enough memory for the network")
+        try:
+            for step in steps:
+                _raise_for(_add_step(net, step))
+            _raise_for(fm_network_finish(net))
+        except BaseException:
+            fm_network_free(net)
+            raise
+        fm_network_set_threads(net, threads)
+        self._net = net
 
-    cdef int forward_f32(self, const float *x, size_t rows, float *out) noexcept nogil:
-        if self.is_double:
-            return -2
-        return fm_forward_f32(self.layers, self.n_layers, x, rows, out, self.threads)
+    @property
+    def n_inputs(self):
+        return n_inputs(self)
 
-    cdef int forward_f64(self, const double *x, size_t rows, double *out) noexcept nogil:
-        if not self.is_double:
-            return -2
-        return fm_forward_f64(self.layers, self.n_layers, x, rows, out, self.threads)
+    @property
+    def n_outputs(self):
+        return n_outputs(self)
+
+    @property
+    def is_double(self):
+        return is_double(self)
+
+    @property
+    def dtype(self):
+        return _float64 if is_double(self) else _float32
+
+    @property
+    def threads(self):
+        """The default thread count of this network's calls (0: all cores)."""
+        return fm_network_threads(self._net) if self._net != NULL else 0
+
+    @property
+    def macs_per_row(self):
+        return int(fm_network_macs_per_row(self._net)) if self._net != NULL else 0
 
     def forward(self, x, out=None, *, threads=None):
         """forward(x, out=None, *, threads=None)
@@ -194,87 +291,141 @@ cdef class CompiledNetwork:
         call may use (default: the network's setting, else all cores).
         """
         # The fast path: a plain, aligned, C-contiguous array in the network's dtype
-        # (and such an out). Anything else, including every error, takes the slow path.
-        cdef int nthreads = self.threads
+        # (and such an out). Anything else, including every error, takes the checked path.
+        if self._net == NULL:
+            raise RuntimeError("this network was never built")
+        cdef int nthreads = 0
         if threads is not None:
             if type(threads) is not int or threads < 1:
-                return self._forward_slow(x, out, threads)
-            nthreads = threads
-        cdef fm_ndarray *xa = _plain_array(x, self.dtype, C_CONTIGUOUS | ALIGNED)
-        if xa == NULL or xa.nd < 1 or xa.nd > 2 or xa.dimensions[xa.nd - 1] != self.n_inputs:
-            return self._forward_slow(x, out, threads)
+                return _forward_checked(self, x, out, threads)
+            nthreads = threads if threads < MAX_THREADS else MAX_THREADS
+        cdef bint double = fm_network_is_double(self._net)
+        cdef object dtype = _float64 if double else _float32
+        cdef Py_ssize_t n_in = fm_network_n_inputs(self._net)
+        cdef Py_ssize_t n_out = fm_network_n_outputs(self._net)
+        cdef fm_ndarray *xa = _plain_array(x, dtype, C_CONTIGUOUS | ALIGNED)
+        if xa == NULL or xa.nd < 1 or xa.nd > 2 or xa.dimensions[xa.nd - 1] != n_in:
+            return _forward_checked(self, x, out, threads)
         cdef Py_ssize_t rows = xa.dimensions[0] if xa.nd == 2 else 1
+        cdef Py_ssize_t itemsize = 8 if double else 4
         cdef fm_ndarray *oa
         if out is None:
             if xa.nd == 2:
-                out = _empty((rows, self.n_outputs), self.dtype)
+                out = _empty((rows, n_out), dtype)
             else:
-                out = _empty(self.n_outputs, self.dtype)
+                out = _empty(n_out, dtype)
             oa = <fm_ndarray *>out
         else:
-            oa = _plain_array(out, self.dtype, C_CONTIGUOUS | ALIGNED | WRITEABLE)
-            if (oa == NULL or oa.nd != xa.nd or oa.dimensions[oa.nd - 1] != self.n_outputs
+            oa = _plain_array(out, dtype, C_CONTIGUOUS | ALIGNED | WRITEABLE)
+            if (oa == NULL or oa.nd != xa.nd or oa.dimensions[oa.nd - 1] != n_out
                     or (oa.nd == 2 and oa.dimensions[0] != rows)
-                    or (oa.data < xa.data + rows * self.n_inputs * self._itemsize
-                        and xa.data < oa.data + rows * self.n_outputs * self._itemsize)):
-                return self._forward_slow(x, out, threads)
-        cdef int rc
-        if rows * self.macs_per_row < GIL_RELEASE_MIN_MACS:
-            rc = self._run(xa.data, rows, oa.data, 1)
-        else:
-            with nogil:
-                rc = self._run(xa.data, rows, oa.data, nthreads)
-        if rc != 0:
-            raise MemoryError("not enough memory for the forward pass's scratch tiles")
+                    or (oa.data < xa.data + rows * n_in * itemsize
+                        and xa.data < oa.data + rows * n_out * itemsize)):
+                return _forward_checked(self, x, out, threads)
+        _run(self._net, xa.data, rows, oa.data, nthreads)
         return out
-
-    cdef inline int _run(self, const char *x, size_t rows, char *out, int threads) noexcept nogil:
-        if self.is_double:
-            return fm_forward_f64(self.layers, self.n_layers, <const double *>x, rows,
-                                  <double *>out, threads)
-        return fm_forward_f32(self.layers, self.n_layers, <const float *>x, rows,
-                              <float *>out, threads)
 
     __call__ = forward
 
-    def _forward_slow(self, x, out, threads):
-        raise NotImplementedError  # provided by fastmlp.Network
-
-    def _forward_into(self, const real[:, ::1] x, real[:, ::1] out, int threads):
-        """Checked entry for already converted 2-D arrays (the slow path's last step)."""
+    def _trace_step(self, int step, bint pre_activation, x):
+        """What step `step` outputs for the 2-D batch x (x W + b for a dense step with
+        pre_activation); x C-contiguous in the network's dtype."""
+        cdef int width = fm_network_step_width(self._net, step)
+        _raise_for(min(width, 0))
+        out = _empty((x.shape[0], width), self.dtype)
+        if x.shape[0] == 0:
+            return out
+        cdef const void *xp = _data(x)
+        cdef void *op = <void *>_data(out)
+        cdef size_t rows = x.shape[0]
         cdef int rc
-        if x.shape[0] == 0:
-            return
         with nogil:
-            if real is float:
-                rc = fm_forward_f32(self.layers, self.n_layers, &x[0, 0], x.shape[0],
-                                    &out[0, 0], threads)
+            if fm_network_is_double(self._net):
+                rc = fm_network_trace_f64(self._net, step, pre_activation, <const double *>xp,
+                                          rows, <double *>op)
             else:
-                rc = fm_forward_f64(self.layers, self.n_layers, &x[0, 0], x.shape[0],
-                                    &out[0, 0], threads)
-        if rc != 0:
-            raise MemoryError("not enough memory for the forward pass's scratch tiles")
+                rc = fm_network_trace_f32(self._net, step, pre_activation, <const float *>xp,
+                                          rows, <float *>op)
+        _raise_for(rc)
+        return out
 
-    def _layer(self, int index, const real[:, ::1] x, real[:, ::1] out, bint activate):
-        """One layer: out = f(x W + b), or z = x W + b alone when activate is false."""
-        if x.shape[0] == 0:
-            return
-        cdef const fm_layer *layer = &self.layers[index]
-        with nogil:
-            if real is float:
-                fm_dense_f32(layer, &x[0, 0], x.shape[1], x.shape[0], &out[0, 0],
-                             out.shape[1], activate)
-            else:
-                fm_dense_f64(layer, &x[0, 0], x.shape[1], x.shape[0], &out[0, 0],
-                             out.shape[1], activate)
 
-    def _activate(self, int index, real[:, ::1] z):
-        """Layer index's activation, in place."""
-        if z.shape[0] == 0:
-            return
-        cdef fm_activation act = self.layers[index].activation
+cdef int _add_step(fm_network *net, tuple step) except? -100:
+    kind = step[0]
+    if kind == "dense":
+        w, b, code, vec = step[1:]
+        return fm_network_dense(net, w.shape[0], w.shape[1], _data(w), _data(b),
+                                _activation(code, vec))
+    if kind == "affine":
+        return fm_network_affine(net, step[1], _data(step[2]), _data(step[3]))
+    if kind == "layernorm":
+        return fm_network_layernorm(net, step[1], _data(step[2]), _data(step[3]), step[4])
+    if kind == "activation":
+        return fm_network_activation(net, step[1], _activation(step[2], step[3]))
+    if kind == "begin":
+        return fm_network_residual_begin(net, step[1])
+    if kind == "end":
+        return fm_network_residual_end(net)
+    raise ValueError(f"unknown step kind {kind!r}")
+
+
+cdef int _run(fm_network *net, const char *x, size_t rows, char *out, int threads) except -1:
+    """The compiled pass; the GIL is released when the work is worth it."""
+    cdef int rc
+    cdef bint double = fm_network_is_double(net)
+    if rows * fm_network_macs_per_row(net) < GIL_RELEASE_MIN_MACS:
+        threads = 1
+        if double:
+            rc = fm_network_forward_f64(net, <const double *>x, rows, <double *>out, threads)
+        else:
+            rc = fm_network_forward_f32(net, <const float *>x, rows, <float *>out, threads)
+    else:
         with nogil:
-            if real is float:
-                fm_activate_f32(act, &z[0, 0], z.shape[0], z.shape[1], z.shape[1])
+            if double:
+                rc = fm_network_forward_f64(net, <const double *>x, rows, <double *>out,
+                                            threads)
             else:
-                fm_activate_f64(act, &z[0, 0], z.shape[0], z.shape[1], z.shape[1])
+                rc = fm_network_forward_f32(net, <const float *>x, rows, <float *>out, threads)
+    return _raise_for(rc)
+
+
+@cython.wraparound(True)
+@cython.boundscheck(True)
+cdef object _forward_checked(CompiledNetwork self, x, out, threads):
+    """Every call the fast path does not take: any array-like input, strides, dtype or
+    byte order, and every error, with a message saying what is wrong."""
+    cdef int nthreads = check_threads(threads)
+    cdef int n_in = n_inputs(self), n_out = n_outputs(self)
+    dtype = self.dtype
+    x = as_real_array(x, "input")
+    if x.ndim not in (1, 2):
+        raise ValueError(f"input must be 1-D (one sample of {n_in} values) or 2-D "
+                         f"(batch x {n_in}), got shape {x.shape}")
+    if x.shape[-1] != n_in:
+        raise ValueError(f"input has {x.shape[-1]} values per sample but the network takes "
+                         f"{n_in}")
+    x = np.ascontiguousarray(x, dtype=dtype)
+    shape = x.shape[:-1] + (n_out,)
+    if out is None:
+        out = _empty(shape, dtype)
+    else:
+        _check_out(out, shape, dtype)
+        if np.may_share_memory(x, out):
+            x = x.copy()  # the kernel would read rows it has already overwritten
+    cdef Py_ssize_t rows = x.shape[0] if x.ndim == 2 else 1
+    if rows:
+        _run(self._net, <const char *>_data(x), rows, <char *>_data(out), nthreads)
+    return out
+
+
+cdef _check_out(out, shape, dtype):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}; this call's result has shape {shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}; the network computes in {dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")

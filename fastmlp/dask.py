@@ -23,23 +23,29 @@ dask is imported here only, never by `import fastmlp`.
 """
 
 import math
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import dask
 import dask.array as da
 
+from .network import Network
+from .tabular import forward_block
+
 __all__ = ["predict", "network_key"]
 
 
-def network_key(net):
+def network_key(net: Network) -> Any:
     """The network as one Delayed graph key, named by a hash of its parameters."""
     token = dask.base.tokenize(net.weights, net.biases, net.activations,
                                net.activation_params, net.dtype.str)
     return dask.delayed(net, name=f"fastmlp-network-{token}", pure=True)
 
 
-def predict(net, data, columns=None, *, output_columns=None, threads=1):
+def predict(net: Network, data: Any, columns: Optional[Sequence[Any]] = None, *,
+            output_columns: Optional[Sequence[str]] = None,
+            threads: Optional[int] = 1) -> Any:
     """Lazily apply `net` to the rows of a dask array or dask DataFrame.
 
     columns: for a DataFrame the feature columns in the network's input order
@@ -60,11 +66,8 @@ def predict(net, data, columns=None, *, output_columns=None, threads=1):
     raise TypeError(f"expected a dask array or dask DataFrame, got {type(data).__name__}")
 
 
-def _forward_block(block, net, threads):
-    x = np.asarray(block, dtype=net.dtype)
-    if len(x) == 0:
-        return np.empty((0, net.n_outputs), dtype=net.dtype)
-    return net.forward(x, threads=threads)
+def _forward_block(block: Any, net: Network, threads: Optional[int]) -> np.ndarray:
+    return forward_block(net, block, threads)  # map_blocks passes the block first
 
 
 def _predict_array(net, x, columns, threads):
@@ -88,7 +91,7 @@ def _predict_array(net, x, columns, threads):
 def _forward_partition(part, net, names, threads):
     import pandas as pd
 
-    y = _forward_block(part.to_numpy(dtype=net.dtype), net, threads)
+    y = forward_block(net, part.to_numpy(dtype=net.dtype), threads)
     return pd.DataFrame(y, index=part.index, columns=names)
 
 

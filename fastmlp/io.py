@@ -1,9 +1,9 @@
 """Save and load networks in fastmlp's own file formats, chosen by the file's suffix.
 
 ``.npz``
-    A plain, uncompressed numpy archive: arrays ``w0, b0, w1, b1, ...`` (weights (N, M) and
-    biases (M,) per layer, in the network's dtype) and ``metadata``, the UTF-8 JSON below as a
-    uint8 array. Readable with ``numpy.load(path, allow_pickle=False)`` alone; fastmlp never
+    A plain, uncompressed numpy archive: the network's arrays (for a chain of dense layers
+    ``w0, b0, w1, b1, ...``: weights (N, M) and biases (M,) per layer, in the network's
+    dtype) and ``metadata``, the UTF-8 JSON below as a uint8 array. Readable with ``numpy.load(path, allow_pickle=False)`` alone; fastmlp never
     unpickles anything.
 ``.safetensors``
     The same arrays as safetensors tensors, with the metadata as strings in the header's
@@ -11,9 +11,11 @@
     needs the ``safetensors`` package (``pip install "fastmlp[safetensors]"``); reading needs
     only numpy (the format is a JSON header followed by raw little-endian data).
 
-Metadata: ``{"format": "fastmlp", "version": 1, "dtype": "float32" | "float64",
-"layers": [{"activation": name, "params": {name: value}}, ...]}``, with every activation
-parameter spelled out; an infinite value (softplus' default threshold) is the string "inf".
+Metadata: ``{"format": "fastmlp", "version": 1 | 2, "dtype": "float32" | "float64",
+"layers": [...]}``: version 1 for chains of dense layers (``{"activation": name, "params":
+{...}}`` per layer, arrays ``w0, b0, ...``), version 2 for any list of layers, each with its
+kind and named arrays; ``fastmlp/_schema.py`` documents both. Every activation parameter is
+spelled out; an infinite value (softplus' default threshold) is the string "inf".
 
 ``load(path, mmap=True)`` maps the arrays from the file instead of reading them into memory
 (numpy cannot memory-map members of an ``.npz``, so fastmlp locates the uncompressed members
@@ -22,26 +24,43 @@ the weights, so mapping saves only the temporary in-memory copy of the file's ar
 pages stay in the OS cache, which can drop them). The zip CRC of ``.npz`` members is checked
 either way; safetensors files carry no checksum.
 
-Any problem with a file's content raises ``ValueError`` saying what is wrong.
+Files are read defensively: the container (zip directory, .npy headers, safetensors header)
+is parsed by fastmlp itself, and every array's name, dtype and shape is checked against the
+metadata before any data is read or inflated. Each array must fit in the bytes the file
+holds for it: deflate members (``numpy.savez_compressed``) may claim at most deflate's
+largest possible expansion (1032:1) of their compressed size, and are inflated into a buffer
+of exactly the declared size; other compression methods (bzip2, LZMA) and encrypted members
+are refused. So loading never uses much more memory than the network it returns.
+
+Any problem with a file's content raises ``ValueError`` naming the file and saying what is
+wrong.
 """
 
+import ast
+import contextlib
 import json
 import math
 import os
+import re
 import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-FORMAT = "fastmlp"
-VERSION = 1
+from . import _schema
+
+if TYPE_CHECKING:
+    from .network import Network
+
+FORMAT = _schema.FORMAT
+VERSION = _schema.VERSION
 SUFFIXES = (".npz", ".safetensors")
-_DTYPES = ("float32", "float64")
 
 
-def save(net, path):
+def save(net: "Network", path: "Union[str, os.PathLike[str]]") -> None:
     """Writes ``net`` to ``path`` (.npz or .safetensors), replacing the file atomically."""
     import fastmlp
 
@@ -49,35 +68,22 @@ def save(net, path):
         raise TypeError(f"save expects a fastmlp.Network, got {type(net).__name__}")
     path = Path(path)
     writer = {".npz": _write_npz, ".safetensors": _write_safetensors}[_suffix(path)]
-    arrays = {}
-    for i, (w, b) in enumerate(zip(net.weights, net.biases)):
-        arrays[f"w{i}"] = np.ascontiguousarray(w)
-        arrays[f"b{i}"] = np.ascontiguousarray(b)
-    metadata = {
-        "format": FORMAT,
-        "version": VERSION,
-        "dtype": np.dtype(net.dtype).name,
-        "layers": [
-            {"activation": name, "params": {k: _encode_number(v) for k, v in params.items()}}
-            for name, params in zip(net.activations, net.activation_params)
-        ],
-    }
-    # Write beside the target and rename, so a crash never leaves a half-written model.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer(f, arrays, metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    metadata, arrays = _schema.describe(net)
+    # Written beside the target and renamed, so a crash never leaves a half-written model.
+    from .tabular import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        writer(f, arrays, metadata)
 
 
-def load(path, mmap=False):
+def load(path: "Union[str, os.PathLike[str]]", mmap: bool = False) -> "Network":
     """Reads a network written by :func:`save`; ``mmap=True`` maps the arrays (see module doc)."""
     path = Path(path)
     reader = {".npz": _read_npz, ".safetensors": _read_safetensors}[_suffix(path)]
     with open(path, "rb") as f:  # a missing file stays FileNotFoundError
-        metadata, arrays = reader(f, path, mmap)
+        metadata, declared = reader(f, path, mmap)
+        _check_declared(metadata, declared, path)
+        arrays = {name: array.read() for name, array in declared.items()}
     return _network(metadata, arrays, path)
 
 
@@ -95,76 +101,170 @@ class _Invalid(ValueError):
     """A file that is not a valid fastmlp model; the message says why."""
 
 
-def _encode_number(value):
-    # Strict JSON has no Infinity / NaN: spell them as strings.
-    return value if math.isfinite(value) else str(value)
-
-
 # -- .npz ---------------------------------------------------------------------------------
+
+_DEFLATE_RATIO = 1032  # deflate never expands data more than this: a larger claim is a lie
+_MAX_NPY_HEADER = 10000  # numpy's own limit (numpy.lib.format's max_header_size)
+_MAX_METADATA = 16 << 20  # bytes of JSON: thousands of layers fit easily
+_CHUNK = 16 << 20  # members are inflated piecewise into their final buffer
+_NPY_DESCR = re.compile(r"[<>|=]?[biuf][1248]")  # plain numbers; anything else is refused
+
 
 def _write_npz(f, arrays, metadata):
     text = json.dumps(metadata, allow_nan=False).encode()
     np.savez(f, metadata=np.frombuffer(text, dtype=np.uint8), **arrays)
 
 
-def _read_npz(f, path, mmap):
+@contextlib.contextmanager
+def _npz_errors(path):
+    """Turns every problem with an .npz file's content into a ValueError naming the file."""
     try:
-        npz = np.load(f, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise _Invalid("it is a single .npy array, not an .npz archive")
-        with npz:
-            if "metadata" not in npz.files:
-                raise _Invalid("the 'metadata' array is missing")
-            text = npz["metadata"]
-            if text.dtype != np.uint8 or text.ndim != 1:
-                raise _Invalid("'metadata' must be a 1-D uint8 array of UTF-8 JSON")
-            metadata = _parse_json(text.tobytes(), "metadata")
-            arrays = {}
-            for name in npz.files:
-                if name != "metadata":
-                    mapped = _map_npz_member(npz.zip, path, name) if mmap else None
-                    arrays[name] = npz[name] if mapped is None else mapped
+        yield
     except _Invalid as exc:
         raise ValueError(f"{path}: not a valid fastmlp .npz file: {exc}") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, OverflowError,
             NotImplementedError) as exc:
-        # numpy and zipfile report damage with all of these.
+        # zipfile reports damage with all of these.
         raise ValueError(f"{path}: damaged or not an .npz file ({exc})") from exc
-    return metadata, arrays
 
 
-def _map_npz_member(zf, path, name):
-    """The array of an uncompressed member as a read-only memmap (None if compressed)."""
-    info = zf.getinfo(f"{name}.npy")
-    if info.compress_type != zipfile.ZIP_STORED:
-        return None
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        local = f.read(30)  # the local file header; its name and extra fields follow
-        name_size, extra_size = struct.unpack("<HH", local[26:30]) if len(local) == 30 else (0, 0)
-        if local[:4] != b"PK\x03\x04" or f.read(name_size) != info.filename.encode():
-            raise zipfile.BadZipFile(f"bad local header for {name!r}")
-        start = info.header_offset + 30 + name_size + extra_size
-        member = np.memmap(path, np.uint8, mode="r", offset=start, shape=info.file_size)
-        if zlib.crc32(member) != info.CRC:
-            raise zipfile.BadZipFile(f"bad CRC-32 for {name!r}")
-        f.seek(start)
-        version = np.lib.format.read_magic(f)
-        if version != (1, 0):
-            return None  # numpy writes 1.0 headers for our arrays; read anything else plainly
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        offset = f.tell()
-    if dtype.hasobject or offset - start + dtype.itemsize * math.prod(shape) != info.file_size:
-        raise _Invalid(f"array {name!r} has an inconsistent size")
-    if math.prod(shape) == 0:
-        return np.empty(shape, dtype)
+def _read_npz(f, path, mmap):
+    """The metadata and the declared arrays of an .npz file (data not read yet)."""
+    with _npz_errors(path):
+        if f.read(6) == b"\x93NUMPY":
+            raise _Invalid("it is a single .npy array, not an .npz archive")
+        f.seek(0)
+        zf = zipfile.ZipFile(f)
+        members = _npz_members(zf, os.fstat(f.fileno()).st_size)
+        if "metadata" not in members:
+            raise _Invalid("the 'metadata' array is missing")
+        text = _npz_array(zf, members.pop("metadata"), path, False)
+        if text.dtype != np.uint8 or text.ndim != 1 or text.shape[0] > _MAX_METADATA:
+            raise _Invalid("'metadata' must be a 1-D uint8 array of UTF-8 JSON "
+                           f"(at most {_MAX_METADATA} bytes)")
+        metadata = _parse_json(text.read().tobytes(), "metadata")
+        declared = {name: _npz_array(zf, info, path, mmap) for name, info in members.items()}
+    return metadata, declared
+
+
+def _npz_members(zf, file_size):
+    """{array name: ZipInfo}, refusing members fastmlp cannot read safely."""
+    members = {}
+    for info in zf.infolist():
+        name = info.filename[:-4] if info.filename.endswith(".npy") else None
+        if name is None or name in members:
+            raise _Invalid(f"member {info.filename!r} is not a (unique) .npy array")
+        if info.flag_bits & 0x1:
+            raise _Invalid(f"member {info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _Invalid(f"member {info.filename!r} uses compression method "
+                           f"{info.compress_type}; fastmlp reads stored or deflate members")
+        stored = info.compress_type == zipfile.ZIP_STORED
+        most = info.compress_size if stored else _DEFLATE_RATIO * info.compress_size + 64
+        if info.file_size > most or info.header_offset + info.compress_size > file_size:
+            raise _Invalid(f"member {info.filename!r} claims {info.file_size} bytes from "
+                           f"{info.compress_size} stored, more than the file can hold")
+        members[name] = info
+    return members
+
+
+def _npz_array(zf, info, path, mmap):
+    """The array of one member, declared by its .npy header; its data is read on demand."""
+    name = info.filename[:-4]
+    with zf.open(info) as member:
+        dtype, shape, fortran, header_size = _npy_header(member, name)
+    count = math.prod(shape)
+    if header_size + count * dtype.itemsize != info.file_size:
+        raise _Invalid(f"array {name!r} declares shape {shape} of {dtype} "
+                       f"({count * dtype.itemsize} bytes) but its member holds "
+                       f"{info.file_size - header_size} bytes of data")
     order = "F" if fortran else "C"
-    return np.memmap(path, dtype, mode="r", offset=offset, shape=shape, order=order)
+
+    def read():
+        with _npz_errors(path):
+            if count == 0:
+                return np.empty(shape, dtype, order=order)
+            if mmap and info.compress_type == zipfile.ZIP_STORED:
+                return _map_npz_member(zf, info, path, header_size, dtype, shape, order)
+            return _inflate_npz_member(zf, info, header_size, dtype, count).reshape(
+                shape, order=order)
+
+    return _Declared(dtype, shape, read)
+
+
+def _npy_header(stream, name):
+    """(dtype, shape, fortran_order, header size) of the .npy data starting at ``stream``."""
+    prefix = stream.read(10)
+    if len(prefix) < 10 or prefix[:6] != b"\x93NUMPY":
+        raise _Invalid(f"member {name!r} is not .npy data")
+    major = prefix[6]
+    if major == 1:
+        size, start = struct.unpack("<H", prefix[8:10])[0], 10
+    elif major in (2, 3):
+        extra = stream.read(2)
+        if len(extra) < 2:
+            raise _Invalid(f"the .npy header of array {name!r} is truncated")
+        size, start = struct.unpack("<I", prefix[8:10] + extra)[0], 12
+    else:
+        raise _Invalid(f"array {name!r} has an unknown .npy version {major}.{prefix[7]}")
+    if size > _MAX_NPY_HEADER:
+        raise _Invalid(f"the .npy header of array {name!r} claims {size} bytes "
+                       f"(more than {_MAX_NPY_HEADER})")
+    text = stream.read(size)
+    if len(text) < size:
+        raise _Invalid(f"the .npy header of array {name!r} is truncated")
+    try:
+        header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin-1"))
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError,
+            UnicodeDecodeError):
+        header = None
+    if not (isinstance(header, dict) and set(header) == {"descr", "fortran_order", "shape"}
+            and isinstance(header["descr"], str) and type(header["fortran_order"]) is bool
+            and isinstance(header["shape"], tuple)
+            and all(type(d) is int and d >= 0 for d in header["shape"])):
+        raise _Invalid(f"array {name!r} has an unreadable .npy header")
+    if not _NPY_DESCR.fullmatch(header["descr"]):
+        raise _Invalid(f"array {name!r} holds {header['descr']!r} data; fastmlp reads plain "
+                       "numbers only (weights as floats, 'metadata' as a 1-D uint8 array) "
+                       "and never unpickles")
+    return np.dtype(header["descr"]), header["shape"], header["fortran_order"], start + size
+
+
+def _inflate_npz_member(zf, info, header_size, dtype, count):
+    """The member's data, read (inflated) piecewise into one buffer of the declared size."""
+    out = np.empty(count, dtype)
+    view = memoryview(out).cast("B")
+    with zf.open(info) as member:
+        member.read(header_size)
+        for begin in range(0, len(view), _CHUNK):
+            piece = member.read(min(_CHUNK, len(view) - begin))
+            if not piece:
+                raise EOFError(f"member {info.filename!r} ends early")
+            view[begin:begin + len(piece)] = piece
+        # Reading the declared size in full makes zipfile check the CRC-32.
+    return out
+
+
+def _map_npz_member(zf, info, path, header_size, dtype, shape, order):
+    """The data of a stored member as a read-only memmap, after checking its CRC-32."""
+    fp = zf.fp
+    fp.seek(info.header_offset)
+    local = fp.read(30)  # the local file header; its name and extra fields follow
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
+    name_size, extra_size = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + name_size + extra_size
+    member = np.memmap(path, np.uint8, mode="r", offset=start, shape=info.file_size)
+    if zlib.crc32(member) != info.CRC:
+        raise zipfile.BadZipFile(f"bad CRC-32 for {info.filename!r}")
+    return np.memmap(path, dtype, mode="r", offset=start + header_size, shape=shape,
+                     order=order)
 
 
 # -- .safetensors -------------------------------------------------------------------------
 
 _ST_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_ST_MAX_HEADER = 100_000_000  # the safetensors format's own limit
 
 
 def _write_safetensors(f, arrays, metadata):
@@ -191,113 +291,91 @@ def _parse_safetensors(f, path, mmap):
     header_size = int.from_bytes(prefix, "little")
     if header_size > size - 8:
         raise _Invalid(f"the header claims {header_size} bytes but the file has {size - 8} left")
+    if header_size > _ST_MAX_HEADER:
+        raise _Invalid(f"the header claims {header_size} bytes, more than {_ST_MAX_HEADER}")
     header = _parse_json(f.read(header_size), "header")
     raw = header.pop("__metadata__", None)
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise _Invalid("the header has no __metadata__ of strings")
     metadata = dict(raw)
-    if metadata.get("version", "").isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", metadata.get("version", "")):
         metadata["version"] = int(metadata["version"])
     if "layers" in metadata:
         metadata["layers"] = _parse_json(metadata["layers"].encode(), "metadata 'layers'")
     data_start, data_size = 8 + header_size, size - 8 - header_size
-    arrays = {}
-    for name, info in header.items():
-        try:
-            dtype = _ST_DTYPES.get(info["dtype"])
-            shape = tuple(int(d) for d in info["shape"])
-            begin, end = (int(o) for o in info["data_offsets"])
-        except (TypeError, KeyError, ValueError):
-            raise _Invalid(f"the header entry of tensor {name!r} is malformed") from None
-        if dtype is None:
-            raise _Invalid(f"tensor {name!r} has dtype {info['dtype']}, expected F32 or F64")
-        count = math.prod(shape)
-        if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_size \
-                or end - begin != count * dtype.itemsize:
-            raise _Invalid(f"tensor {name!r} does not fit its byte range (truncated file?)")
+    return metadata, {name: _safetensors_array(f, path, mmap, name, info, data_start, data_size)
+                      for name, info in header.items()}
+
+
+def _safetensors_array(f, path, mmap, name, info, data_start, data_size):
+    """One tensor of the header, checked against the data's size; read on demand."""
+    def is_index(d):
+        return type(d) is int and d >= 0
+
+    entry = info if isinstance(info, dict) else {}
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not (isinstance(entry.get("dtype"), str) and isinstance(shape, list)
+            and all(map(is_index, shape)) and isinstance(offsets, list) and len(offsets) == 2
+            and all(map(is_index, offsets))):
+        raise _Invalid(f"the header entry of tensor {name!r} is malformed")
+    dtype, shape, (begin, end) = _ST_DTYPES.get(entry["dtype"]), tuple(shape), offsets
+    if dtype is None:
+        raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']}, expected F32 or F64")
+    count = math.prod(shape)
+    if not begin <= end <= data_size or end - begin != count * dtype.itemsize:
+        raise _Invalid(f"tensor {name!r} does not fit its byte range (truncated file?)")
+
+    def read():
         if count == 0:
-            arrays[name] = np.empty(shape, dtype)
-        elif mmap:
-            arrays[name] = np.memmap(path, dtype, mode="r", offset=data_start + begin, shape=shape)
-        else:
-            f.seek(data_start + begin)
-            arrays[name] = np.fromfile(f, dtype, count).reshape(shape)
-    return metadata, arrays
+            return np.empty(shape, dtype)
+        if mmap:
+            return np.memmap(path, dtype, mode="r", offset=data_start + begin, shape=shape)
+        f.seek(data_start + begin)
+        return np.fromfile(f, dtype, count).reshape(shape)
+
+    return _Declared(dtype, shape, read)
 
 
 # -- both formats -------------------------------------------------------------------------
+
+class _Declared:
+    """An array as a file's header declares it (dtype, shape); ``read()`` reads its data."""
+
+    def __init__(self, dtype, shape, read):
+        self.dtype, self.shape, self.ndim, self.read = dtype, shape, len(shape), read
+
 
 def _parse_json(data, what):
     try:
         value = json.loads(bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _Invalid(f"the {what} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _Invalid(f"the {what} is JSON nested too deeply") from None
     if what in ("metadata", "header") and not isinstance(value, dict):
         raise _Invalid(f"the {what} is not a JSON object")
     return value
 
 
+def _check_declared(metadata, declared, path):
+    """Fails, before any data is read, if the arrays a file declares contradict its metadata."""
+    try:
+        _schema.check_arrays(metadata, declared)
+    except _schema.Invalid as exc:
+        raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from None
+
+
 def _network(metadata, arrays, path):
     try:
-        weights, biases, activations, dtype = _check(metadata, arrays)
-    except _Invalid as exc:
+        layers, dtype = _schema.layers_of(metadata, arrays)
+    except _schema.Invalid as exc:
         raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from None
     import fastmlp
 
     try:
-        return fastmlp.Network(weights, biases, activations, dtype=dtype)
-    except (ValueError, TypeError) as exc:  # e.g. an activation parameter out of range
+        return fastmlp.Network(layers, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a parameter out of range
         raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from exc
-
-
-def _check(metadata, arrays):
-    """Weights, biases, activations and dtype from a file's content, or _Invalid.
-
-    Only what is particular to the file format is checked here; the Network checks the rest
-    (shapes that chain, activation names and parameters) with messages naming the layer."""
-    if metadata.get("format") != FORMAT:
-        raise _Invalid(f"format is {metadata.get('format')!r}, expected {FORMAT!r}")
-    version = metadata.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _Invalid(f"bad format version {version!r}")
-    if version > VERSION:
-        raise _Invalid(f"format version {version} was written by a newer fastmlp; "
-                       f"this one reads version {VERSION}")
-    dtype = metadata.get("dtype")
-    if dtype not in _DTYPES:
-        raise _Invalid(f"dtype is {dtype!r}, expected one of {', '.join(_DTYPES)}")
-    layers = metadata.get("layers")
-    if not isinstance(layers, list) or not layers:
-        raise _Invalid("'layers' is missing or empty")
-    expected = {f"{kind}{i}" for i in range(len(layers)) for kind in "wb"}
-    if set(arrays) != expected:
-        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-        raise _Invalid(f"{len(layers)} layers need arrays w0, b0, ...: "
-                       + (f"missing {', '.join(missing)}" if missing else "")
-                       + ("; " if missing and extra else "")
-                       + (f"unexpected {', '.join(extra)}" if extra else ""))
-    for name in sorted(arrays):  # the Network would cast silently: hold the file to its word
-        ndim = 2 if name[0] == "w" else 1
-        if arrays[name].dtype != np.dtype(dtype) or arrays[name].ndim != ndim:
-            raise _Invalid(f"array {name} is {arrays[name].ndim}-D {arrays[name].dtype}, "
-                           f"expected {ndim}-D {dtype}")
-    weights = [arrays[f"w{i}"] for i in range(len(layers))]
-    biases = [arrays[f"b{i}"] for i in range(len(layers))]
-    return weights, biases, [_activation(layer, i) for i, layer in enumerate(layers)], dtype
-
-
-def _activation(layer, i):
-    """(name, params) of a layer's metadata; "inf"-style strings become floats."""
-    if not (isinstance(layer, dict) and isinstance(layer.get("activation"), str)
-            and isinstance(layer.get("params", {}), dict)):
-        raise _Invalid(f"layer {i}: expected {{'activation': name, 'params': {{...}}}}")
-    params = {}
-    for key, value in layer.get("params", {}).items():
-        try:
-            params[key] = float(value) if isinstance(value, str) else value
-        except ValueError:
-            raise _Invalid(f"layer {i}: parameter {key!r} is not a number") from None
-    return layer["activation"], params
 
 
 __all__ = ["save", "load", "SUFFIXES"]

@@ -1,46 +1,20 @@
-"""The public Network class: validation and friendly errors in front of the compiled core."""
+"""The public Network class: validation and friendly errors in front of the compiled core.
+
+A Network is built from a list of layers (fastmlp.layers), or from the classic
+(weights, biases, activations) of a chain of dense layers, which becomes a list of Dense
+layers after the same checks as before.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
 import numpy as np
 
-from . import _activations
-from ._core import CompiledNetwork
+from ._assemble import Assembler, check_finite, collect_arrays, resolve_dtype
+from ._core import CompiledNetwork, as_real_array, check_threads
+from .layers import Dense, Layer, Residual
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _numeric_array(value, what):
-    """value as an array of real numbers, or a TypeError naming what it is."""
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{what} is not a rectangular array of numbers: {error}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{what} must hold real numbers, got dtype {array.dtype}")
-    return array
-
-
-def _check_finite(array, what):
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{what} contains NaN or infinity")
-
-
-def _resolve_dtype(dtype, weights):
-    if dtype is None:
-        return np.dtype(np.float32) if all(w.dtype == np.float32 for w in weights) else np.dtype(np.float64)
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dtype not in _FLOAT_DTYPES:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def _check_threads(threads):
-    if threads is None:
-        return 0
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    return int(threads)
+_numeric_array = as_real_array
 
 
 def _as_sequence(value, what):
@@ -65,11 +39,15 @@ def _validate_weights(weights):
             raise ValueError(f"layer {l} has {w.shape[0]} inputs (weights of shape {w.shape}) "
                              f"but layer {l - 1} has {weights[l - 1].shape[1]} outputs "
                              f"(weights of shape {weights[l - 1].shape})")
-        _check_finite(w, f"weights of layer {l}")
     return weights
 
 
-def _validate_biases(biases, weights):
+def _check_weights_finite(weights, dtype):
+    for l, w in enumerate(weights):
+        check_finite(w, f"weights of layer {l}", dtype)
+
+
+def _validate_biases(biases, weights, dtype):
     if biases is None:
         biases = [None] * len(weights)
     biases = _as_sequence(biases, "biases")
@@ -85,12 +63,22 @@ def _validate_biases(biases, weights):
         if b.shape not in ((n_out,), (n_out, 1), (1, n_out)):
             raise ValueError(f"bias of layer {l} has shape {b.shape}; layer {l} has {n_out} "
                              f"outputs, so expected ({n_out},), ({n_out}, 1) or (1, {n_out})")
-        _check_finite(b, f"bias of layer {l}")
+        check_finite(b, f"bias of layer {l}", dtype)
         checked.append(b.reshape(n_out))
     return checked
 
 
-def _validate_activations(activations, n_layers):
+def _dense_layers(weights, biases, activations, dtype) -> List[Dense]:
+    """The classic arguments, checked with messages naming the layer, as Dense layers."""
+    weights = _validate_weights(_as_sequence(weights, "weights"))
+    dtype = resolve_dtype(dtype, weights)
+    _check_weights_finite(weights, dtype)
+    biases = _validate_biases(biases, weights, dtype)
+    specs = _activation_specs(activations, len(weights))
+    return [Dense(w, b, spec) for w, b, spec in zip(weights, biases, specs)], dtype
+
+
+def _activation_specs(activations, n_layers):
     single = isinstance(activations, str) or (
         isinstance(activations, tuple) and len(activations) == 2
         and isinstance(activations[0], str) and isinstance(activations[1], dict))
@@ -100,126 +88,150 @@ def _validate_activations(activations, n_layers):
     if len(specs) != n_layers:
         raise ValueError(f"got {len(specs)} activations for {n_layers} layers; "
                          "give one for every layer, or one for all")
-    return [_activations.resolve(spec) for spec in specs]
+    return specs
 
 
-def _read_only_copy(array, dtype):
-    copy = np.array(array, dtype=dtype, order="C", copy=True)
-    copy.setflags(write=False)
-    return copy
+def _is_layer_list(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(v, Layer) for v in value)
+
+
+def _dense_of(layers) -> List[Dense]:
+    """The Dense layers, in order, Residual blocks included."""
+    found = []
+    for layer in layers:
+        if isinstance(layer, Dense):
+            found.append(layer)
+        elif isinstance(layer, Residual):
+            found += _dense_of(layer.layers)
+    return found
+
+
+def _trace_names(layers) -> List[Any]:
+    """The layer each core step after a residual begin stands for (a Residual for its add)."""
+    names = []
+    for layer in layers:
+        if isinstance(layer, Residual):
+            names += [None] + _trace_names(layer.layers) + [layer]
+        else:
+            names.append(layer)
+    return names
 
 
 class Network(CompiledNetwork):
     """A fully connected network, run by the compiled core.
 
+    Network(layers, dtype=None, threads=None)
     Network(weights, biases, activations, dtype=None, threads=None)
 
-    weights: one (N, M) array per layer (N inputs, M outputs); biases: None or one
-    entry per layer (None, or M values as (M,), (M, 1) or (1, M)); activations: one
-    name for all layers or one per layer, each a name or (name, params); dtype:
-    float32 or float64 (None: float32 when every weight is float32); threads: the
-    default number of threads a call may use (None: all cores).
+    layers: a list of fastmlp.layers objects (Dense, Affine, LayerNorm, Activation,
+    Residual). Or the classic form: weights, one (N, M) array per layer (N inputs, M
+    outputs); biases: None or one entry per layer (None, or M values as (M,), (M, 1) or
+    (1, M)); activations: one name for all layers or one per layer, each a name or (name,
+    params). dtype: float32 or float64 (None: float32 when every array given is float32);
+    threads: the default number of threads a call may use (None: all cores).
     """
 
-    def __init__(self, weights, biases, activations, dtype=None, threads=None):
-        weights = _validate_weights(_as_sequence(weights, "weights"))
-        biases = _validate_biases(biases, weights)
-        resolved = _validate_activations(activations, len(weights))
-        dtype = _resolve_dtype(dtype, weights)
-        self._weights = tuple(_read_only_copy(w, dtype) for w in weights)
-        self._biases = tuple(_read_only_copy(b, dtype) for b in biases)
-        self._activations = tuple(name for name, _, _ in resolved)
-        self._activation_params = tuple(params for _, params, _ in resolved)
-        self._build(list(self._weights), list(self._biases), [codes for _, _, codes in resolved],
-                    dtype == np.float64, _check_threads(threads))
+    def __init__(self, weights: Any, biases: Any = None, activations: Any = None,
+                 dtype: Any = None, threads: Optional[int] = None) -> None:
+        if getattr(self, "_layers", None) is not None:
+            # The compiled layers cannot be replaced; changing only the Python side would
+            # describe one network and compute another.
+            raise RuntimeError("a Network cannot be initialised twice; create a new one")
+        if _is_layer_list(weights):
+            if biases is not None or activations is not None:
+                raise TypeError("a Network made of layers takes no biases or activations "
+                                "arguments (they belong to the Dense layers)")
+            layers = list(weights)
+            dtype = resolve_dtype(dtype, collect_arrays(layers))
+        else:
+            if activations is None:
+                raise TypeError("Network(weights, biases, activations) needs activations (one "
+                                "name for all layers or one per layer), or pass a list of "
+                                "fastmlp.layers objects")
+            layers, dtype = _dense_layers(weights, biases, activations, dtype)
+        threads = check_threads(threads)
+        assembler = Assembler(dtype)
+        self._layers = assembler.layers(layers)
+        self._dense = tuple(_dense_of(self._layers))
+        self._build(assembler.steps, dtype == np.float64, threads)
 
     # -- description ---------------------------------------------------------------
     @property
-    def shapes(self):
-        return [w.shape for w in self._weights]
+    def layers(self) -> Tuple[Layer, ...]:
+        """The layers, with read-only arrays in the network's dtype."""
+        return self._layers
 
     @property
-    def weights(self):
-        return self._weights
+    def shapes(self) -> List[Tuple[int, int]]:
+        """(inputs, outputs) of each Dense layer."""
+        return [d.weights.shape for d in self._dense]
 
     @property
-    def biases(self):
-        return self._biases
+    def weights(self) -> Tuple[np.ndarray, ...]:
+        """The weights of each Dense layer (N inputs x M outputs)."""
+        return tuple(d.weights for d in self._dense)
 
     @property
-    def activations(self):
-        return self._activations
+    def biases(self) -> Tuple[np.ndarray, ...]:
+        return tuple(d.bias for d in self._dense)
 
     @property
-    def activation_params(self):
-        return tuple(dict(p) for p in self._activation_params)
+    def activations(self) -> Tuple[str, ...]:
+        """The activation name of each Dense layer."""
+        return tuple(d.activation[0] for d in self._dense)
 
-    def __len__(self):
-        return len(self._weights)
+    @property
+    def activation_params(self) -> Tuple[dict, ...]:
+        return tuple(dict(d.activation[1]) for d in self._dense)
 
-    def __repr__(self):
-        widths = " -> ".join(str(n) for n in [self.n_inputs] + [m for _, m in self.shapes])
-        acts = ", ".join(name + (f"({', '.join(f'{k}={v}' for k, v in p.items())})" if p else "")
-                         for name, p in zip(self._activations, self._activation_params))
-        return f"Network({widths}, activations=[{acts}], dtype={self.dtype.name})"
+    @property
+    def is_dense_chain(self) -> bool:
+        """True when the network is only Dense layers (the classic form)."""
+        return len(self._dense) == len(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __repr__(self) -> str:
+        if self.is_dense_chain:
+            widths = " -> ".join(str(n) for n in [self.n_inputs] + [m for _, m in self.shapes])
+            acts = ", ".join(
+                name + (f"({', '.join(f'{k}={v}' for k, v in p.items())})" if p else "")
+                for name, p in zip(self.activations, self.activation_params))
+            return f"Network({widths}, activations=[{acts}], dtype={self.dtype.name})"
+        inner = ", ".join(repr(layer) for layer in self._layers)
+        return (f"Network({self.n_inputs} -> {self.n_outputs}: [{inner}], "
+                f"dtype={self.dtype.name})")
 
     def __reduce__(self):
-        specs = list(zip(self._activations, self._activation_params))
         threads = self.threads or None
-        return (Network, (list(self._weights), list(self._biases), specs, self.dtype.name, threads))
+        return (Network, (list(self._layers), None, None, self.dtype.name, threads))
 
-    def save(self, path):
+    def astype(self, dtype: Any) -> "Network":
+        """The same layers computing in another dtype (float32 or float64)."""
+        return Network(list(self._layers), dtype=dtype, threads=self.threads or None)
+
+    def save(self, path) -> None:
         """Save to fastmlp's own model file (.npz, or .safetensors with that extra)."""
         from . import io
         io.save(self, path)
 
     # -- compute -------------------------------------------------------------------
-    def _prepare_input(self, x):
-        x = _numeric_array(x, "input")
-        if x.ndim not in (1, 2):
-            raise ValueError(f"input must be 1-D (one sample of {self.n_inputs} values) or 2-D "
-                             f"(batch x {self.n_inputs}), got shape {x.shape}")
-        if x.shape[-1] != self.n_inputs:
-            raise ValueError(f"input has {x.shape[-1]} values per sample but the network takes "
-                             f"{self.n_inputs} (layer 0 weights of shape {self.shapes[0]})")
-        return np.ascontiguousarray(x, dtype=self.dtype)
-
-    def _check_out(self, out, shape):
-        if not isinstance(out, np.ndarray):
-            raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-        if out.shape != shape:
-            raise ValueError(f"out has shape {out.shape}; this call's result has shape {shape}")
-        if out.dtype != self.dtype:
-            raise ValueError(f"out has dtype {out.dtype}; the network computes in {self.dtype}")
-        if not out.flags.c_contiguous:
-            raise ValueError("out must be C-contiguous")
-        if not out.flags.writeable:
-            raise ValueError("out is read-only")
-
-    def _forward_slow(self, x, out, threads):
-        """Every call that is not already contiguous, in the network's dtype, with a valid out."""
-        nthreads = _check_threads(threads) if threads is not None else self.threads
-        x = self._prepare_input(x)
-        shape = x.shape[:-1] + (self.n_outputs,)
-        if out is None:
-            out = np.empty(shape, dtype=self.dtype)
-        else:
-            self._check_out(out, shape)
-            if np.may_share_memory(x, out):
-                x = x.copy()  # the kernel would read rows it has already overwritten
-        self._forward_into(x.reshape(-1, self.n_inputs), out.reshape(-1, self.n_outputs), nthreads)
-        return out
-
-    def trace(self, x):
-        """Every layer's aggregation and activation: a list of (z, a), one pair per layer."""
-        x = self._prepare_input(x)
+    def trace(self, x: Any) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Each layer's output, in order: (z, a) per Dense layer (z = x W + b before the
+        activation, a after it); for every other layer (a, a). A Residual contributes its
+        inner layers, then its sum x + f(x)."""
+        x = as_real_array(x, "input")
         one_sample = x.ndim == 1
-        a = x.reshape(-1, self.n_inputs)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.n_inputs:
+            self.forward(x)  # raises the error the forward pass gives
+        batch = np.ascontiguousarray(x.reshape(-1, self.n_inputs), dtype=self.dtype)
         steps = []
-        for index, (_, n_out) in enumerate(self.shapes):
-            z = np.empty((a.shape[0], n_out), dtype=self.dtype)
-            self._layer(index, a, z, False)
-            a = z.copy()
-            self._activate(index, a)
-            steps.append((z[0] if one_sample else z, a[0] if one_sample else a))
+        for index, layer in enumerate(_trace_names(self._layers)):
+            if layer is None:
+                continue  # the start of a residual block outputs nothing new
+            a = self._trace_step(index, False, batch)
+            z = self._trace_step(index, True, batch) if isinstance(layer, Dense) else a
+            steps.append((z[0], a[0]) if one_sample else (z, a))
         return steps

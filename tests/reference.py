@@ -65,3 +65,41 @@ def tolerance(dtype):
 def assert_close(got, want, dtype, scale=1.0):
     rtol, atol = tolerance(dtype)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale)
+
+
+def forward_layers(layers, x):
+    """float64 forward pass of a list of fastmlp.layers objects (Dense, Affine, LayerNorm,
+    Activation, Residual), written from their definitions."""
+    from fastmlp.layers import Activation, Affine, Dense, LayerNorm, Residual
+
+    a = np.asarray(x, dtype=np.float64)
+    for layer in layers:
+        f64 = lambda v: None if v is None else np.asarray(v, dtype=np.float64)  # noqa: E731
+        if isinstance(layer, Dense):
+            z = a @ f64(layer.weights) + (0 if layer.bias is None else f64(layer.bias))
+            name, params = _spec(layer.activation)
+            a = activate(name, z, params)
+        elif isinstance(layer, Affine):
+            a = a * (1 if layer.scale is None else f64(layer.scale)) + (
+                0 if layer.shift is None else f64(layer.shift))
+        elif isinstance(layer, LayerNorm):
+            with np.errstate(invalid="ignore"):
+                mean = a.mean(axis=-1, keepdims=True)
+                var = ((a - mean) ** 2).mean(axis=-1, keepdims=True)
+                a = (a - mean) / np.sqrt(var + layer.eps)
+            if layer.weight is not None:
+                a = a * f64(layer.weight)
+            if layer.bias is not None:
+                a = a + f64(layer.bias)
+        elif isinstance(layer, Activation):
+            name, params = _spec(layer.activation)
+            a = activate(name, a, params)
+        elif isinstance(layer, Residual):
+            a = a + forward_layers(layer.layers, a)
+        else:
+            raise TypeError(layer)
+    return a
+
+
+def _spec(spec):
+    return (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import fastmlp
-from fastmlp import cli
+from clirun import assert_one_line_error, run, run_in_process
+from fastmlp import tabular
+from fastmlp.cli._progress import Progress
 
 try:
     import pyarrow as pa
@@ -25,19 +27,6 @@ PARQUET = pytest.param(".parquet", marks=needs_pyarrow)
 SUFFIXES = [".npy", ".csv", PARQUET]
 
 N_IN = 6
-
-
-def run(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "fastmlp", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fastmlp: error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def make_net(widths, seed=0):
@@ -109,7 +98,7 @@ def test_round_trip(tmp_path, model, x, src, dst):
     out = tmp_path / f"out{dst}"
     result = run("predict", path, source, "-o", out, "--batch-size", 128, "--threads", 2)
     assert result.returncode == 0, result.stderr
-    assert f"wrote 1,000 rows x 3 to {out}" in result.stderr  # summary; no progress bar
+    assert f"wrote 1,000 rows x 3 outputs to {out}" in result.stderr  # summary; no progress bar
     assert "\r" not in result.stderr
     y = read_output(out)
     assert y.shape == (1000, 3)
@@ -233,7 +222,7 @@ def test_predict_usage_errors(tmp_path, monkeypatch, model, x, args, fragment):
 
 
 def test_npy_writer_header_is_rewritten_in_place(tmp_path):
-    writer = cli.NpyWriter(tmp_path / "o.npy", 3, np.float64)
+    writer = tabular.NpyWriter(tmp_path / "o.npy", 3, np.float64)
     for rows in (5, 0, 7):
         writer.write(np.full((rows, 3), rows, dtype=np.float64))
     writer.close()
@@ -257,7 +246,7 @@ class FakeClock:
 
 def test_progress_stays_silent_for_short_runs_then_draws():
     stream, clock = io.StringIO(), FakeClock()
-    progress = cli.Progress(stream, enabled=True, delay=0.5, interval=0.1, clock=clock)
+    progress = Progress(stream, enabled=True, delay=0.5, interval=0.1, clock=clock)
     clock.now += 0.2
     progress.update(1000, 0.1)
     assert stream.getvalue() == ""
@@ -272,7 +261,7 @@ def test_progress_stays_silent_for_short_runs_then_draws():
 
 def test_progress_disabled_writes_nothing():
     stream = io.StringIO()
-    progress = cli.Progress(stream, enabled=False, delay=0)
+    progress = Progress(stream, enabled=False, delay=0)
     progress.update(10, None)
     progress.close()
     assert stream.getvalue() == ""
@@ -280,7 +269,7 @@ def test_progress_disabled_writes_nothing():
 
 def test_progress_without_total_shows_rows_and_rate():
     clock = FakeClock()
-    progress = cli.Progress(io.StringIO(), enabled=True, clock=clock)
+    progress = Progress(io.StringIO(), enabled=True, clock=clock)
     progress.update(3_000_000, None)
     clock.now += 2
     assert progress.line(clock.now) == "3,000,000 rows  1.50M rows/s"
@@ -391,16 +380,160 @@ def test_progress_bar_on_a_terminal(wide):
     assert proc.wait(timeout=60) == 0, seen
     text = seen.decode()
     assert "\r[" in text and "rows/s" in text and "100%" in text
-    assert "wrote 400,000 rows x 10" in text
+    assert "wrote 400,000 rows x 10 outputs" in text
 
 
 def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, model):
     (tmp_path / "in.parquet").write_bytes(b"PAR1")
-    code = ("import sys; sys.modules['pyarrow'] = None\n"
-            "from fastmlp.cli import main\n"
-            "sys.exit(main(sys.argv[1:]))\n")
-    result = subprocess.run([sys.executable, "-c", code, "predict", str(model[0]),
-                             str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.npy")],
-                            capture_output=True, text=True, timeout=60)
-    assert_one_line_error(result, ".parquet files need pyarrow: pip install pyarrow")
+    result = run("predict", model[0], tmp_path / "in.parquet", "-o", tmp_path / "o.npy",
+                 block=["pyarrow"])
+    assert_one_line_error(result, "reading .parquet files needs the 'pyarrow' module",
+                          'pip install "fastmlp[parquet]"')
     assert leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- rough edges
+
+
+def write_lines(path, *lines, encoding="utf-8"):
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding)
+                     if isinstance(lines[0], str) else b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_empty_field_is_an_error_naming_the_line(tmp_path, model):
+    source = write_lines(tmp_path / "holes.csv", "1,,3,4,5,6")
+    assert_one_line_error(run_in_process("predict", model[0], source, "-o", tmp_path / "o.npy"),
+                          "holes.csv, line 1: field 2 is empty")
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_wrong_delimiter_is_not_a_header_and_gets_a_hint(tmp_path, model):
+    source = write_lines(tmp_path / "semi.csv", "1;2;3;4;5;6", "4;5;6;7;8;9")
+    assert_one_line_error(run_in_process("predict", model[0], source, "-o", tmp_path / "o.npy"),
+                          "semi.csv has 1 feature column but the network expects 6 inputs",
+                          "line 1 splits into 6 numbers at ';'", "--delimiter ';'")
+    result = run_in_process("predict", model[0], source, "-o", tmp_path / "o.npy",
+                            "--delimiter", ";")
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "o.npy").shape == (2, 3), "the first line was lost as a header"
+
+
+def test_a_stray_line_in_the_wrong_delimiter_names_it_with_a_hint(tmp_path, model):
+    source = write_lines(tmp_path / "mixed.csv", "1,2,3,4,5,6", "1;2;3;4;5;6")
+    assert_one_line_error(run_in_process("predict", model[0], source, "-o", tmp_path / "o.npy"),
+                          "mixed.csv, line 2: 1 value, expected 6", "--delimiter ';'")
+
+
+@pytest.mark.parametrize("line, is_header", [
+    ("f0,f1,f2", True), ('"a","b"', True), ("1,2,3", False), ("1;2;3", False),
+    ("a,,b", False), ("id,2,3", False), ("1 2 3", False), ("1,,3", False)])
+def test_header_detection_never_takes_numbers(line, is_header):
+    fields = line.split(",")
+    assert tabular._looks_like_header(fields, line, ",") is is_header, line
+
+
+def test_underscore_number_error_gives_the_file_line(tmp_path, model, x):
+    lines = write_input(tmp_path / "in.csv", x).read_text().splitlines()
+    lines[500] = "1,2,1_0,4,5,6"  # float() takes 1_0; np.loadtxt does not
+    source = write_lines(tmp_path / "u.csv", *lines)
+    assert_one_line_error(run_in_process("predict", model[0], source, "-o", tmp_path / "o.npy",
+                                         "--batch-size", 128),
+                          "u.csv, line 501: '1_0' is not a number")
+
+
+def test_non_utf8_csv_names_the_file(tmp_path, model):
+    source = write_lines(tmp_path / "latin.csv", b"f0,f1,f2,f3,f4,f5", b"1,2,3,4,5,\xff6")
+    assert_one_line_error(run_in_process("predict", model[0], source, "-o", tmp_path / "o.npy"),
+                          "latin.csv: not UTF-8 text (byte 0xff")
+
+
+def test_output_dash_writes_csv_to_stdout(tmp_path, model, x):
+    path, net = model
+    source = write_input(tmp_path / "in.npy", x[:5])
+    result = run("predict", path, source, "-o", "-")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "y0,y1,y2" and len(lines) == 6, result.stdout
+    y = np.loadtxt(lines[1:], delimiter=",", dtype=np.float32)
+    np.testing.assert_allclose(y, net.forward(x[:5]), rtol=1e-6)
+    assert "wrote 5 rows x 3 outputs to standard output" in result.stderr
+
+
+def test_input_dash_reads_csv_from_stdin(tmp_path, model, x):
+    path, net = model
+    text = "\n".join(",".join(f"{v:.9g}" for v in row) for row in x[:1]) + "\n"
+    result = run_in_process("predict", path, "-", "-o", "-", stdin=text)
+    assert result.returncode == 0, result.stderr
+    y = np.loadtxt(result.stdout.splitlines()[1:], delimiter=",", ndmin=2, dtype=np.float32)
+    np.testing.assert_allclose(y, net.forward(x[:1]), rtol=1e-6)
+    assert "wrote 1 row x 3 outputs to standard output" in result.stderr
+
+
+def test_only_csv_goes_to_stdout():
+    with pytest.raises(ValueError, match="only CSV can go to standard output"):
+        tabular.open_writer(sys.stdout, ".npy", 3, np.float32)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"", "empty file, not an .npy array"),
+    (b"PK\x03\x04 rest of a zip", "a zip archive (an .npz?), not an .npy array"),
+    (b"just text", "not an .npy array (no NUMPY magic"),
+])
+def test_bad_npy_files_are_one_line_errors(tmp_path, model, content, fragment):
+    source = tmp_path / "in.npy"
+    source.write_bytes(content)
+    assert_one_line_error(run("predict", model[0], source, "-o", tmp_path / "o.npy"),
+                          f"{source}: {fragment}")
+
+
+def test_npz_renamed_npy_is_a_one_line_error(tmp_path, model, x):
+    source = tmp_path / "in.npy"
+    np.savez(tmp_path / "real.npz", x=x)
+    os.replace(tmp_path / "real.npz", source)
+    assert_one_line_error(run("predict", model[0], source, "-o", tmp_path / "o.npy"),
+                          "a zip archive (an .npz?)")
+
+
+def test_truncated_npy_is_a_one_line_error(tmp_path, model, x):
+    source = tmp_path / "in.npy"
+    np.save(source, x)
+    source.write_bytes(source.read_bytes()[:-100])
+    assert_one_line_error(run_in_process("predict", model[0], source, "-o", tmp_path / "o.npy"),
+                          "in.npy: truncated")
+
+
+def test_unwritable_directory_error_names_the_output(tmp_path, model, x, monkeypatch):
+    source = write_input(tmp_path / "in.npy", x)
+
+    def refuse(dir, prefix, suffix):
+        name = os.path.join(dir, f"{prefix}abc{suffix}")
+        raise PermissionError(13, "Permission denied", name)
+
+    monkeypatch.setattr(tabular.tempfile, "mkstemp", refuse)
+    message = assert_one_line_error(
+        run_in_process("predict", model[0], source, "-o", tmp_path / "out.npy"),
+        f"{tmp_path / 'out.npy'}: cannot write there: Permission denied")
+    assert ".part" not in message, message
+
+
+def test_predict_file_is_the_library_api(tmp_path, model, x):
+    path, net = model
+    source = write_input(tmp_path / "in.csv", x)
+    seen = []
+    rows = fastmlp.predict_file(net, source, tmp_path / "out.parquet" if pa else
+                                tmp_path / "out.npy", batch_size=300, threads=1,
+                                columns=[f"f{i}" for i in range(N_IN)],
+                                progress=lambda n, fraction: seen.append((n, fraction)))
+    assert rows == 1000
+    assert [n for n, _ in seen] == [300, 300, 300, 100]
+    assert seen[-1][1] == pytest.approx(1.0)
+    y = read_output(tmp_path / ("out.parquet" if pa else "out.npy"))
+    np.testing.assert_allclose(y, net.forward(x), rtol=1e-6, atol=1e-7)
+
+
+def test_predict_file_checks_the_width_before_writing(tmp_path, model, x):
+    source = write_input(tmp_path / "narrow.npy", x[:, :5])
+    with pytest.raises(ValueError, match="has 5 feature columns but the network expects 6"):
+        fastmlp.predict_file(model[1], source, tmp_path / "o.npy")
+    assert leftovers(tmp_path) == [] and not (tmp_path / "o.npy").exists()

@@ -1,4 +1,5 @@
-"""The cimportable API: a Cython extension built here calls the network without the GIL."""
+"""The cimportable C-level API: a Cython extension built here checks the API version at
+import, then calls the network through the module-level functions without the GIL."""
 import os
 import shutil
 import subprocess
@@ -15,13 +16,25 @@ setuptools = pytest.importorskip("setuptools")
 
 EXTENSION = textwrap.dedent("""
     # cython: language_level=3
-    from fastmlp._core cimport CompiledNetwork
+    from fastmlp._core cimport (CompiledNetwork, check_c_api, forward_f32, forward_f64,
+                                is_double, n_inputs, n_outputs, FM_ERR_DTYPE)
 
-    def run(CompiledNetwork net, float[:, ::1] x, float[:, ::1] out):
+    check_c_api()
+
+    def run(CompiledNetwork net, float[:, ::1] x, float[:, ::1] out, int threads=0):
         cdef int rc
         with nogil:
-            rc = net.forward_f32(&x[0, 0], x.shape[0], &out[0, 0])
+            rc = forward_f32(net, &x[0, 0], x.shape[0], &out[0, 0], threads)
         return rc
+
+    def run64(CompiledNetwork net, double[:, ::1] x, double[:, ::1] out):
+        cdef int rc
+        with nogil:
+            rc = forward_f64(net, &x[0, 0], x.shape[0], &out[0, 0], 0)
+        return rc
+
+    def describe(CompiledNetwork net):
+        return n_inputs(net), n_outputs(net), bool(is_double(net)), FM_ERR_DTYPE
 """)
 
 SETUP = textwrap.dedent("""
@@ -52,8 +65,14 @@ def test_cython_extension_cimports_compiled_network(tmp_path):
         out = np.empty((4, 3), np.float32)
         assert uses_fastmlp.run(net, x, out) == 0
         assert np.array_equal(out, net(x))
+        assert uses_fastmlp.run(net, x, out, 2) == 0 and np.array_equal(out, net(x))
+        assert uses_fastmlp.describe(net) == (5, 3, False, -2)
         double = fastmlp.Network([np.eye(5)], None, "relu")
+        assert uses_fastmlp.describe(double) == (5, 5, True, -2)
         assert uses_fastmlp.run(double, x, np.empty((4, 5), np.float32)) == -2
+        x64, out64 = x.astype(np.float64), np.empty((4, 5))
+        assert uses_fastmlp.run64(double, x64, out64) == 0
+        assert np.array_equal(out64, double(x64))
         print("ok")
     """)
     env = dict(os.environ, PYTHONPATH=str(tmp_path))

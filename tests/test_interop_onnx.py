@@ -453,3 +453,129 @@ def test_refuses_other_input_types():
         from_onnx("/nonexistent/model.onnx")
     with pytest.raises(TypeError, match="path, bytes or onnx.ModelProto"):
         from_onnx(42)
+
+
+# -- hostile graphs (issue 13): clear ValueErrors naming the node, in bounded time ---------
+
+def refusal_within(seconds, model, *fragments):
+    """refusal(), failing instead of hanging if the importer loops (the walk is pure Python,
+    so an alarm interrupts it)."""
+    import signal
+
+    def timeout(signum, frame):
+        raise TimeoutError(f"from_onnx still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        refusal(model, *fragments)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_cyclic_graphs_fail_fast():
+    # Issue 13: Identity(h) -> q, Identity(q) -> h looped forever; with a MatMul in the
+    # cycle the importer also grew without bound (891 MiB in 10 s).
+    identities = [mm(), helper.make_node("Identity", ["h"], ["q"], name="id1"),
+                  helper.make_node("Identity", ["q"], ["h"], name="id2"),
+                  helper.make_node("Relu", ["W"], ["y"], name="elsewhere")]
+    refusal_within(5, chain(*identities, check=False), "node 'id1' (Identity)", "cycle")
+    through_matmul = [helper.make_node("Identity", ["x"], ["h"], name="in"),
+                      mm("h", "q", name="loop_mm"),
+                      helper.make_node("Identity", ["q"], ["h"], name="back"),
+                      helper.make_node("Relu", ["W"], ["y"], name="elsewhere")]
+    refusal_within(5, chain(*through_matmul, check=False), "node 'loop_mm' (MatMul)", "cycle")
+    self_loop = [mm(), helper.make_node("Relu", ["h"], ["h"], name="self"),
+                 helper.make_node("Relu", ["W"], ["y"], name="elsewhere")]
+    refusal_within(5, chain(*self_loop, check=False), "node 'self' (Relu)")
+
+
+def test_node_without_outputs():
+    # Issue 13: IndexError.
+    refusal(chain(mm(), helper.make_node("Relu", ["h"], [], name="mute"), check=False),
+            "node 'mute' (Relu)", "has no output")
+    refusal(chain(mm(), helper.make_node("Relu", ["h"], [""], name="blank"), check=False),
+            "node 'blank' (Relu)", "has no output")
+    refusal(chain(helper.make_node("Constant", [], [], name="c", value_float=1.0),
+                  helper.make_node("Identity", [], ["k"], name="i"), mm("x", "y"),
+                  check=False), "node 'c' (Constant): not on the chain")
+
+
+def with_attribute(node, name, value):
+    del node.attribute[:]
+    node.attribute.append(helper.make_attribute(name, value))
+    return node
+
+
+@pytest.mark.parametrize("op, name, value, expected", [
+    ("Gelu", "approximate", 1.5, "attribute 'approximate' is of type FLOAT, expected STRING"),
+    ("Gelu", "approximate", 3, "attribute 'approximate' is of type INT, expected STRING"),
+    ("LeakyRelu", "alpha", "big", "attribute 'alpha' is of type STRING, expected FLOAT"),
+    ("Elu", "alpha", [1.0, 2.0], "attribute 'alpha' is of type list, expected FLOAT"),
+    ("Softmax", "axis", 1.0, "attribute 'axis' is of type FLOAT, expected INT"),
+    ("Flatten", "axis", "one", "attribute 'axis' is of type STRING, expected INT"),
+])
+def test_attributes_of_the_wrong_type(op, name, value, expected):
+    # Issue 13: AttributeError (Gelu's approximate as a float).
+    node = with_attribute(helper.make_node(op, ["h"], ["y"], name="act"), name, value)
+    refusal(chain(mm(), node, check=False), f"node 'act' ({op})", expected)
+
+
+def test_gemm_attributes_of_the_wrong_type():
+    # Issue 13: TypeError / UFuncTypeError (Gemm's alpha as a string).
+    for name, value, expected in (("alpha", "2", "'alpha' is of type STRING"),
+                                  ("beta", [1.0], "'beta' is of type list"),
+                                  ("transB", 1.0, "'transB' is of type FLOAT")):
+        gemm = with_attribute(helper.make_node("Gemm", ["x", "W", "C"], ["y"], name="g"),
+                              name, value)
+        refusal(chain(gemm, inits={"C": np.ones(4, np.float32)}, check=False),
+                "node 'g' (Gemm)", expected)
+    # An INT where a FLOAT is expected is the number it says.
+    gemm = with_attribute(helper.make_node("Gemm", ["x", "W"], ["y"], name="g"), "alpha", 2)
+    net = from_onnx(chain(gemm, check=False))
+    (w,) = weights(np.float32, (4, 4), seed=9)
+    np.testing.assert_allclose(net.weights[0], 2 * w)
+
+
+def test_missing_or_non_integer_inputs():
+    # Found by the fuzz harness: TypeError / OverflowError from int() in Reshape.
+    refusal(chain(helper.make_node("Reshape", ["x"], ["f"], name="rs"), mm("f", "y"),
+                  check=False), "node 'rs' (Reshape)", "the shape must be integers",
+            "missing")
+    for shape in (np.array([np.inf, 4.0]), np.array([np.nan, 4.0])):
+        refusal(chain(helper.make_node("Reshape", ["x", "s"], ["f"], name="rs"), mm("f", "y"),
+                      inits={"s": shape}, check=False), "node 'rs' (Reshape)",
+                "must be integers, got dtype float64")
+    refusal(chain(helper.make_node("Add", ["x"], ["h"], name="add1"), mm("h", "y"),
+                  check=False), "node 'add1' (Add)", "the addend missing")
+    refusal(chain(helper.make_node("MatMul", ["x"], ["y"], name="mm1"), check=False),
+            "node 'mm1' (MatMul)", "weights missing")
+
+
+def test_patterns_with_nodes_of_the_wrong_arity():
+    # Found by the fuzz harness: IndexError in the SiLU and softplus pattern matchers.
+    one_input_mul = [mm(), helper.make_node("Relu", ["h"], ["a"], name="r"),
+                     helper.make_node("Mul", ["h"], ["y"], name="mul1")]
+    refusal(chain(*one_input_mul, check=False), "branches at value 'h'")
+    one_input_greater = [mm(), helper.make_node("Greater", ["h"], ["g"], name="gt1"),
+                         helper.make_node("Softplus", ["h"], ["s"], name="sp"),
+                         helper.make_node("Where", ["g", "h", "s"], ["y"], name="w")]
+    refusal(chain(*one_input_greater, check=False), "branches at value 'h'")
+
+
+def test_unknown_input_element_type():
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", 99, [None, 4])],
+                              [helper.make_tensor_value_info("y", 1, None)])
+    refusal(helper.make_model(graph), "input 'x' has element type 99 (unknown)")
+
+
+def test_refusals_of_a_file_name_the_file(tmp_path):
+    # The CLI relies on it: every ValueError of a loader names the file.
+    path = tmp_path / "m.onnx"
+    onnx.save(chain(mm(), helper.make_node("HardSigmoid", ["h"], ["y"], name="hs")), path)
+    for source in (path, str(path)):
+        refusal(source, f"{path}: node 'hs' (HardSigmoid): unsupported operator")
+    path.write_bytes(b"not protobuf")
+    refusal(path, f"{path} is not a readable ONNX model")

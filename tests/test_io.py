@@ -81,9 +81,9 @@ def test_mmap_load_passes_mapped_arrays_to_the_network(tmp_path, suffix, monkeyp
     seen = []
     real = fastmlp.Network
 
-    def spy(weights, biases, *args, **kwargs):
-        seen.extend(type(a) for a in list(weights) + list(biases))
-        return real(weights, biases, *args, **kwargs)
+    def spy(layers, *args, **kwargs):
+        seen.extend(type(a) for layer in layers for a in (layer.weights, layer.bias))
+        return real(layers, *args, **kwargs)
 
     monkeypatch.setattr(fastmlp, "Network", spy)
     fio.load(path, mmap=True)
@@ -194,7 +194,7 @@ def test_written_helper_is_loadable(tmp_path, suffix):
 
 
 MALFORMED = {
-    "newer version": (dict(version=2), None, "newer fastmlp"),
+    "newer version": (dict(version=3), None, "newer fastmlp"),
     "version zero": (dict(version=0), None, "bad format version"),
     "version text": (dict(version="one"), None, "bad format version"),
     "other format": (dict(format="keras"), None, "format is 'keras'"),
@@ -216,10 +216,10 @@ MALFORMED = {
         dict(layers=[{"activation": "elu", "params": {"alpha": [1]}}] * 2), None,
         "must be a number"),
     "not finite weights": (None, lambda a: a["w1"].__setitem__((0, 0), np.nan),
-                           "weights of layer 1 contains NaN"),
+                           "layer 1: weights contains NaN"),
     "more layers than arrays": (dict(layers=[{"activation": "relu", "params": {}}] * 3), None,
-                                "missing b2, w2"),
-    "missing array": (None, lambda a: a.pop("b1"), "missing b1"),
+                                "the array w2 is missing"),
+    "missing array": (None, lambda a: a.pop("b1"), "the array b1 is missing"),
     "extra array": (None, lambda a: a.update(w9=np.eye(2)), "unexpected w9"),
     "shapes do not chain": (None, lambda a: a.update(w1=np.ones((5, 2))),
                             "layer 1 has 5 inputs"),
@@ -364,3 +364,170 @@ def test_infinite_parameters_are_strict_json(tmp_path):
     with np.load(tmp_path / "m.npz") as npz:
         text = npz["metadata"].tobytes().decode()
     assert "Infinity" not in text and '"inf"' in text
+
+
+# -- hostile files (issue 13): each is refused with a ValueError naming the file, before any
+# data is read or inflated, and within bounded memory.
+
+def npy_bytes(array):
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def npy_header(shape, descr="<f8", version=b"\x01\x00"):
+    text = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    text += b" " * (63 - (len(text) + 10) % 64) + b"\n"
+    return b"\x93NUMPY" + version + len(text).to_bytes(2, "little") + text
+
+
+def raw_npy(text):
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+
+
+def zip_members(path, members, compression=None, change=None):
+    """An .npz of ``members`` (name -> .npy bytes); ``change(infos)`` edits the central
+    directory (not the local headers) before it is written."""
+    import zipfile
+
+    method = zipfile.ZIP_STORED if compression is None else compression
+    with zipfile.ZipFile(path, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        if change:
+            change(zf.infolist())
+    return path
+
+
+def good_members(**replace):
+    members = {"metadata.npy": npy_bytes(np.frombuffer(json.dumps(good_metadata()).encode(),
+                                                         np.uint8))}
+    members.update({f"{k}.npy": npy_bytes(v) for k, v in good_arrays().items()})
+    members.update(replace)
+    return members
+
+
+def test_zip_members_helper_is_loadable(tmp_path):
+    import zipfile
+
+    for method in (None, zipfile.ZIP_DEFLATED):
+        assert fio.load(zip_members(tmp_path / "ok.npz", good_members(), method)).shapes == [
+            (3, 4), (4, 2)]
+
+
+@pytest.mark.parametrize("method, name", [(12, "bzip2"), (14, "lzma")])
+def test_bzip2_and_lzma_members_are_refused_unread(tmp_path, method, name):
+    # Issue 13: a 2.3 KB bzip2 file was inflated to 8.2 GiB; a corrupt LZMA member gave
+    # LZMAError. Neither method is written by numpy or fastmlp.
+    path = zip_members(tmp_path / f"{name}.npz", good_members(), method)
+    assert f"uses compression method {method}" in load_error(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # corrupt the compressed data as well: same answer
+    path.write_bytes(bytes(data))
+    assert str(path) in load_error(path)
+
+
+def test_deflate_member_claiming_more_than_deflate_can_produce(tmp_path):
+    import zipfile
+
+    def lie(infos):
+        infos[1].file_size = 10**12
+
+    path = zip_members(tmp_path / "bomb.npz", good_members(), zipfile.ZIP_DEFLATED, lie)
+    assert "more than the file can hold" in load_error(path)
+
+
+def test_shapes_are_checked_before_a_deflate_member_is_inflated(tmp_path, monkeypatch):
+    # Issue 13: a 783 KB deflate file grew to 2.5 GiB before the error about the bias.
+    import zipfile
+
+    members = good_members(**{"w0.npy": npy_bytes(np.zeros((3, 2**19))),
+                              "b0.npy": npy_bytes(np.zeros(3))})
+    path = zip_members(tmp_path / "bomb.npz", members, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 100_000
+
+    inflated, real = [], fio._inflate_npz_member
+
+    def inflate(zf, info, *args):
+        inflated.append(info.filename)
+        return real(zf, info, *args)
+
+    monkeypatch.setattr(fio, "_inflate_npz_member", inflate)
+    assert "bias of layer 0 has shape (3,)" in load_error(path)
+    assert inflated == ["metadata.npy"]
+
+
+def test_header_claiming_2_40_values(tmp_path):
+    # Issue 13: MemoryError.
+    path = zip_members(tmp_path / "m.npz", good_members(**{"w0.npy": npy_header((2**20, 2**20))}))
+    for mmap in (False, True):
+        assert "declares shape (1048576, 1048576)" in load_error(path, mmap)
+
+
+def test_encrypted_member(tmp_path):
+    # Issue 13: RuntimeError ("password required").
+    def encrypt(infos):
+        infos[2].flag_bits |= 0x1
+
+    path = zip_members(tmp_path / "m.npz", good_members(), change=encrypt)
+    assert "is encrypted" in load_error(path)
+
+
+@pytest.mark.parametrize("name, data, expected", [
+    ("w0.npy", b"this is not npy data", "is not .npy data"),  # issue 13: AttributeError
+    ("notes.txt", b"hello", "'notes.txt' is not a (unique) .npy array"),
+    ("w0.npy", npy_header((3, 4))[:40], "is truncated"),
+    ("w0.npy", raw_npy(b"{'descr': '<f8', 'fortran_order': False, 'sha\n"),
+     "unreadable .npy header"),  # issue 13: tokenize.TokenError
+    ("w0.npy", npy_header((3, 4), version=b"\x09\x00"), "unknown .npy version 9.0"),
+    ("w0.npy", npy_header((3.5, 4)), "unreadable .npy header"),
+    ("w0.npy", npy_header((-3, 4)), "unreadable .npy header"),
+    ("w0.npy", b"\x93NUMPY\x01\x00" + b"\xff\xff" + b" " * 65535, "claims 65535 bytes"),
+    ("w0.npy", npy_header((3, 4), descr=[("a", "<f8")]), "unreadable .npy header"),
+    ("w0.npy", npy_header((3, 4), descr="|O"), "never unpickles"),
+])
+def test_members_that_are_not_plain_npy(tmp_path, name, data, expected):
+    path = zip_members(tmp_path / "m.npz", good_members(**{name: data}))
+    for mmap in (False, True):
+        assert expected in load_error(path, mmap)
+
+
+def test_deeply_nested_json(tmp_path):
+    # Issue 13: RecursionError, from .npz metadata and from a .safetensors header.
+    deep = b"[" * 100_000
+    path = zip_members(tmp_path / "m.npz",
+                       good_members(**{"metadata.npy": npy_bytes(np.frombuffer(deep, np.uint8))}))
+    assert "nested too deeply" in load_error(path)
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(len(deep).to_bytes(8, "little") + deep)
+    assert "nested too deeply" in load_error(path)
+
+
+def safetensors_file(path, header, data=b""):
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data)
+    return path
+
+
+def test_safetensors_numbers_that_are_not_indices(tmp_path):
+    # Issue 13: a shape [1e400, 4] gave OverflowError.
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in good_metadata().items()}
+    for shape, offsets in (([1e400, 4], [0, 96]), ([3.0, 4], [0, 96]), ([True, 4], [0, 96]),
+                           ([-3, 4], [0, 96]), ([3, 4], [0, "96"]), ([3, 4], [96])):
+        header = {"__metadata__": meta, "w0": {"dtype": "F64", "shape": shape,
+                                               "data_offsets": offsets}}
+        text = json.dumps(header).replace("Infinity", "1e400")
+        path = tmp_path / "m.safetensors"
+        path.write_bytes(len(text).to_bytes(8, "little") + text.encode() + bytes(96))
+        assert "header entry of tensor 'w0' is malformed" in load_error(path)
+
+
+def test_safetensors_version_that_only_looks_like_a_number(tmp_path):
+    # Issue 13: "²".isdigit() is true but int("²") fails, with no path in the message.
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in good_metadata().items()}
+    for version in ("²", "٣", "1" * 5000):
+        path = safetensors_file(tmp_path / "m.safetensors",
+                                {"__metadata__": dict(meta, version=version)})
+        assert "bad format version" in load_error(path)

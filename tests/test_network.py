@@ -218,3 +218,45 @@ def test_nan_and_inf_propagate_as_numpy():
         np.testing.assert_array_equal(out[1:], want[1:], err_msg=act)
     soft = fastmlp.Network([np.eye(3)], None, "softmax")
     assert np.isnan(soft([np.nan, 0, 1])).all()
+
+
+# -- regressions of issue 13 (items 4, 7, 8) ------------------------------------------------
+
+def test_huge_thread_counts_are_capped_not_overflowing():
+    net = fastmlp.Network([np.ones((3, 2))], None, "relu", threads=2**31)
+    x = np.ones((5, 3))
+    want = net(x, threads=1)
+    for threads in (2**31, 2**63, 10**30):
+        assert np.array_equal(net(x, threads=threads), want), threads
+        assert np.array_equal(net(x.astype(np.float32), threads=threads), want), threads
+
+
+def test_weights_that_overflow_float32_are_refused():
+    with pytest.raises(ValueError, match="weights of layer 0 holds 1e.300, which overflows float32"):
+        fastmlp.Network([np.full((2, 2), 1e300)], None, "identity", dtype="float32")
+    with pytest.raises(ValueError, match="bias of layer 0 holds 1e.300, which overflows float32"):
+        fastmlp.Network([np.ones((2, 2))], [np.full(2, 1e300)], "identity", dtype="float32")
+    net = fastmlp.Network([np.full((2, 2), 1e300)], None, "identity", dtype="float64")
+    assert np.isfinite(net.weights[0]).all()
+
+
+@pytest.mark.parametrize("spec", [("elu", {"alpha": 1e300}),
+                                  ("leaky_relu", {"negative_slope": 1e300}),
+                                  ("softplus", {"beta": 1e50})])
+def test_activation_parameters_that_overflow_float32_are_refused(spec):
+    with pytest.raises(ValueError, match=f"{spec[0]} parameter .* overflows float32"):
+        fastmlp.Network([np.ones((2, 2), np.float32)], None, spec)
+    from reference import activate
+
+    net = fastmlp.Network([np.ones((2, 2))], None, spec, dtype="float64")
+    want = activate(spec[0], np.zeros(2), spec[1])  # 0, or log(2) / beta for softplus
+    np.testing.assert_allclose(net(np.zeros(2)), want, rtol=1e-15)
+
+
+def test_init_twice_is_refused_and_changes_nothing():
+    net = fastmlp.Network([np.ones((3, 2))], None, "relu")
+    before = (net.shapes, net.activations, repr(net))
+    with pytest.raises(RuntimeError, match="cannot be initialised twice"):
+        net.__init__([np.ones((4, 5))], None, "tanh")
+    assert (net.shapes, net.activations, repr(net)) == before
+    assert net(np.ones(3)).tolist() == [3.0, 3.0]

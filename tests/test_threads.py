@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -29,29 +30,60 @@ def test_many_threads_share_one_network():
         assert all(pool.map(work, range(64)))
 
 
+def counter_share(work):
+    """How fast a pure-Python counter thread counts while `work` runs in this thread, as a share
+    of its speed while this thread sleeps (the GIL free). Near 1: `work` leaves the GIL to
+    others; near 0: `work` holds it."""
+
+    def rate(job):
+        ticks = 0
+        done = threading.Event()
+
+        def count():
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+
+        counter = threading.Thread(target=count)
+        start = time.perf_counter()
+        counter.start()
+        try:
+            job()
+        finally:
+            done.set()
+            counter.join()
+        return ticks / (time.perf_counter() - start)
+
+    free = rate(lambda: time.sleep(0.3))
+    return rate(work) / free
+
+
+def releases_the_gil(work):
+    """The check both the network and the control go through."""
+    return counter_share(work) > 0.3
+
+
 def test_gil_is_released_during_compute():
     rng = np.random.default_rng(12)
     weights, biases = random_layers(rng, [512, 1024, 512], np.float64)
     net = fastmlp.Network(weights, biases, "relu", threads=1)
     x = rng.standard_normal((4000, 512))
-    ticks = 0
-    done = threading.Event()
+    net(x)  # warm up
+    start = time.perf_counter()
+    net(x)
+    seconds = time.perf_counter() - start
+    calls = max(2, int(0.6 / seconds))
+    assert releases_the_gil(lambda: [net(x) for _ in range(calls)]), \
+        "the counter thread stalled while the network ran: the GIL was held"
 
-    def count():
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-
-    counter = threading.Thread(target=count)
-    counter.start()
-    try:
-        for _ in range(3):
-            net(x)
-    finally:
-        done.set()
-        counter.join()
-    # A held GIL would leave the counter only the interpreter's switch slices.
-    assert ticks > 1000
+    # The control: one C call that holds the GIL throughout (sum over a range never lets the
+    # interpreter switch threads), about as long as the network's calls; it must fail the check.
+    n = 1_000_000
+    start = time.perf_counter()
+    sum(range(n))
+    n = int(n * 0.6 / max(time.perf_counter() - start, 1e-6))  # about 0.6 s
+    assert not releases_the_gil(lambda: sum(range(n))), \
+        "a call that holds the GIL passed the check, so the check cannot tell"
 
 
 def _default_in_subprocess(omp_num_threads, code=""):

@@ -34,11 +34,17 @@ def from_onnx(model):
     """Returns a :class:`fastmlp.Network` computing the ONNX model on (batch, features) input.
 
     ``model`` is a path, the serialized bytes, or an ``onnx.ModelProto``. The dtype is the
-    input's element type (float or double).
+    input's element type (float or double). Anything the graph holds that fastmlp cannot
+    convert raises ValueError naming the node (and the file, for a path).
     """
     onnx = require("onnx", "onnx", "from_onnx")
     proto = _load(model, onnx)
-    return _Walker(proto, onnx).network()
+    try:
+        return _Walker(proto, onnx).network()
+    except ValueError as exc:
+        if not isinstance(model, (str, os.PathLike)):
+            raise
+        raise ValueError(f"{os.fspath(model)}: {exc}") from exc
 
 
 def _load(model, onnx):
@@ -63,6 +69,33 @@ def _load(model, onnx):
 
 def _where(node):
     return f"node {node.name or '<unnamed>'!r} ({node.op_type})"
+
+
+class _Attributes(dict):
+    """A node's attributes; ``get(name, default)`` insists on the type of the default.
+
+    ONNX types every attribute (alpha is a FLOAT, transB an INT, approximate a STRING), and a
+    file is free to lie: a value of another type is refused naming the node, instead of
+    failing somewhere in the arithmetic. An INT is accepted where a FLOAT is expected."""
+
+    def __init__(self, values, where):
+        super().__init__(values)
+        self.where = where
+
+    def get(self, name, default=None):
+        if name not in self or default is None:
+            return super().get(name, default)
+        value = self[name]
+        if isinstance(default, float) and type(value) is int:
+            return float(value)
+        if type(value) is not type(default):
+            kind = _KINDS.get(type(value), type(value).__name__)
+            raise ValueError(f"{self.where}: attribute {name!r} is of type {kind}, expected "
+                             f"{_KINDS[type(default)]}")
+        return value
+
+
+_KINDS = {float: "FLOAT", int: "INT", bytes: "STRING", list: "list"}
 
 
 class _Walker:
@@ -95,9 +128,11 @@ class _Walker:
             for init in self.graph.initializer:
                 constants[init.name] = numpy_helper.to_array(init)
             for node in self.graph.node:  # nodes are in topological order
+                if not node.output or not node.output[0]:
+                    continue  # _step refuses it if the chain reaches it
                 if node.op_type == "Constant" and node.domain in _DEFAULT_DOMAINS:
                     constants[node.output[0]] = self._constant_value(node, numpy_helper)
-                elif node.op_type == "Identity" and node.input[0] in constants:
+                elif node.op_type == "Identity" and node.input[:1] and node.input[0] in constants:
                     constants[node.output[0]] = constants[node.input[0]]
         except ValueError:
             raise
@@ -115,10 +150,8 @@ class _Walker:
         raise ValueError(f"{_where(node)}: unsupported kind of constant {sorted(attrs)}")
 
     def _is_constant_node(self, node):
-        return all(name in self.constants for name in node.output) and node.op_type in (
-            "Constant",
-            "Identity",
-        )
+        return node.op_type in ("Constant", "Identity") and bool(node.output) \
+            and all(name in self.constants for name in node.output)
 
     def _const(self, node, index, what):
         """The constant input ``index`` of ``node``, or ValueError."""
@@ -142,15 +175,30 @@ class _Walker:
         return self._float(value.reshape(-1) if value.size > 1 else value.reshape(()), node, what)
 
     def _float(self, value, node, what):
+        if value.dtype.kind == "O" and value.shape == () and value.item() is None:
+            raise ValueError(f"{_where(node)}: {what} missing (the node has no such input)")
         if value.dtype.kind != "f":
             raise ValueError(f"{_where(node)}: {what} has dtype {value.dtype}, expected floats")
         return value
+
+    def _ints(self, node, index, what):
+        """The constant input ``index`` of ``node`` as a list of integers, or ValueError."""
+        value = np.asarray(self._const(node, index, what))
+        if value.dtype.kind not in "iu":
+            raise ValueError(f"{_where(node)}: {what} must be integers"
+                             + (" (it is missing)" if value.dtype.kind == "O" else
+                                f", got dtype {value.dtype}"))
+        return [int(d) for d in value.reshape(-1)]
 
     @staticmethod
     def _attrs(node):
         from onnx import helper
 
-        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        try:
+            values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        except Exception as exc:  # an attribute of undefined or unknown type
+            raise ValueError(f"{_where(node)}: unreadable attribute ({exc})") from exc
+        return _Attributes(values, _where(node))
 
     # -- the walk -------------------------------------------------------------------------
 
@@ -158,6 +206,8 @@ class _Walker:
         data, output = self._endpoints()
         self.chain = DenseChain(width=self.width)
         value = data
+        # Each step consumes at least one node never visited before (a node met twice is a
+        # cycle), so the walk ends after at most one step per node.
         while value != output:
             value = self._step(value)
         stray = [n for n in self.graph.node
@@ -178,7 +228,9 @@ class _Walker:
             )
         tensor_type = inputs[0].type.tensor_type
         if tensor_type.elem_type not in _FLOAT_TYPES:
-            name = self.onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+            names = self.onnx.TensorProto.DataType
+            name = names.Name(tensor_type.elem_type) \
+                if tensor_type.elem_type in names.values() else f"{tensor_type.elem_type} (unknown)"
             raise ValueError(f"input {inputs[0].name!r} has element type {name}; "
                              "fastmlp computes in FLOAT or DOUBLE")
         self.dtype = _FLOAT_TYPES[tensor_type.elem_type]
@@ -200,6 +252,9 @@ class _Walker:
         if len(consumers) > 1:
             return self._pattern(value, consumers)
         node = consumers[0]
+        self._visit([node])
+        if not node.output or not node.output[0]:
+            raise ValueError(f"{_where(node)}: has no output; the chain cannot continue")
         if node.domain not in _DEFAULT_DOMAINS:
             raise ValueError(f"{_where(node)}: operator of domain {node.domain!r} is unknown")
         handler = getattr(self, f"_op_{node.op_type}", None)
@@ -211,9 +266,16 @@ class _Walker:
         if node.input[first] != value or list(node.input).count(value) != 1:
             raise ValueError(f"{_where(node)}: the data must be its first input and every "
                              "other input a constant")
-        self.visited.add(id(node))
         handler(node, _where(node), self._attrs(node))
         return node.output[0]
+
+    def _visit(self, nodes):
+        """Marks nodes as consumed; meeting one a second time means the graph has a cycle."""
+        for node in nodes:
+            if id(node) in self.visited:
+                raise ValueError(f"{_where(node)}: the graph has a cycle through this node; "
+                                 "only chains from the input to the output are supported")
+            self.visited.add(id(node))
 
     # -- operators (each receives a node whose first input is the data) ------------------
 
@@ -318,7 +380,7 @@ class _Walker:
             raise ValueError(f"{where}: axis {attrs['axis']} merges the batch dimension")
 
     def _op_Reshape(self, node, where, attrs):
-        shape = [int(d) for d in np.asarray(self._const(node, 1, "the shape")).reshape(-1)]
+        shape = self._ints(node, 1, "the shape")
         copy = not attrs.get("allowzero", 0)  # 0 copies the input's dimension
         keeps_batch = len(shape) == 2 and (shape[0] == -1 or (shape[0] == 0 and copy))
         keeps_width = len(shape) == 2 and (
@@ -337,7 +399,7 @@ class _Walker:
             if found is not None:
                 nodes, output, (name, params) = found
                 self._check_closed(value, nodes, output)
-                self.visited.update(id(n) for n in nodes)
+                self._visit(nodes)
                 self.chain.activation(name, params, _where(nodes[-1]))
                 return output
         names = ", ".join(_where(n) for n in consumers)
@@ -357,20 +419,23 @@ class _Walker:
                     raise ValueError(f"{_where(reader)}: reads {name!r} from inside an "
                                      "activation pattern; only chains are supported")
 
-    def _node(self, name, op_type):
-        """The standard-domain node of ``op_type`` producing ``name``, if that is its producer."""
+    def _node(self, name, op_type, n_inputs):
+        """The standard-domain node of ``op_type`` with ``n_inputs`` inputs producing ``name``,
+        if that is its producer."""
         node = self.producer.get(name)
-        if node is None or node.op_type != op_type or node.domain not in _DEFAULT_DOMAINS:
+        if node is None or node.op_type != op_type or node.domain not in _DEFAULT_DOMAINS \
+                or len(node.input) != n_inputs or not node.output:
             return None
         return node
 
     def _silu(self, value, consumers):
         """x * Sigmoid(x)."""
         for mul in consumers:
-            if mul.op_type != "Mul" or value not in mul.input:
+            if mul.op_type != "Mul" or len(mul.input) != 2 or value not in mul.input \
+                    or not mul.output:
                 continue
             other = mul.input[1] if mul.input[0] == value else mul.input[0]
-            sigmoid = self._node(other, "Sigmoid")
+            sigmoid = self._node(other, "Sigmoid", 1)
             if sigmoid is not None and list(sigmoid.input) == [value]:
                 return [sigmoid, mul], mul.output[0], ("silu", {})
         return None
@@ -378,16 +443,17 @@ class _Walker:
     def _thresholded_softplus(self, value, consumers):
         """PyTorch's softplus: Where(beta*x > threshold, x, Softplus(beta*x) / beta)."""
         for where in consumers:
-            if where.op_type != "Where" or len(where.input) != 3 or where.input[1] != value:
+            if where.op_type != "Where" or len(where.input) != 3 or where.input[1] != value \
+                    or not where.output:
                 continue
-            greater = self._node(where.input[0], "Greater")
+            greater = self._node(where.input[0], "Greater", 2)
             if greater is None or greater.input[1] not in self.constants:
                 continue
             threshold = np.asarray(self.constants[greater.input[1]])
             scaled, nodes = greater.input[0], [greater]
             beta, result = np.float64(1.0), where.input[2]
             if scaled != value:  # beta != 1: Div(Softplus(Mul(x, beta)), beta)
-                mul, div = self._node(scaled, "Mul"), self._node(result, "Div")
+                mul, div = self._node(scaled, "Mul", 2), self._node(result, "Div", 2)
                 if mul is None or div is None or mul.input[0] != value:
                     continue
                 beta = self.constants.get(mul.input[1])
@@ -395,7 +461,7 @@ class _Walker:
                     continue
                 result = div.input[0]
                 nodes += [mul, div]
-            softplus = self._node(result, "Softplus")
+            softplus = self._node(result, "Softplus", 1)
             if softplus is None or list(softplus.input) != [scaled]:
                 continue
             if np.size(beta) != 1 or threshold.size != 1:

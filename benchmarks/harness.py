@@ -1,10 +1,13 @@
 """Benchmark of fastmlp's forward pass against its peers (a measuring tool, not a test).
 
-Entry points
-  python -m fastmlp.bench [options]        full settings (``--quick`` for a fast run)
-  python benchmarks/run.py [options]       the same, re-exec'd without OPENBLAS_CORETYPE/L2_SIZE
-  fastmlp bench [MODEL] [options]          quick settings; the CLI calls configure_parser(parser)
-                                           and main_from_args(args)
+Entry point
+  python benchmarks/run.py [options]       full settings (``--quick`` for a fast run), re-exec'd
+                                           without OPENBLAS_CORETYPE/L2_SIZE
+
+This is a script of the source repository, not part of the installed package (``fastmlp bench``
+is a small built-in race against numpy). It needs fastmlp installed, and takes activation names
+and parameters from ``fastmlp._activations``, the plain-numpy peer from
+``fastmlp._numpy_forward`` and the float64 reference from ``tests/reference.py``.
 
 Every competitor gets the same weights and inputs, is checked against a float64 numpy
 reference before it is timed, and is timed in the same process, interleaved round by round
@@ -27,32 +30,27 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from fastmlp import _activations
+from fastmlp._numpy_forward import activation as np_activation
+
+_TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+if _TESTS not in sys.path:
+    sys.path.append(_TESTS)
+import reference  # noqa: E402  tests/reference.py: the float64 truth
+
 # ----------------------------------------------------------------------------------------
 # Networks and activations
-
-ACT_CODES = {  # same order as csrc/fastmlp.h (fm_activation_kind)
-    "identity": 0, "relu": 1, "tanh": 2, "sigmoid": 3, "softmax": 4, "leaky_relu": 5,
-    "elu": 6, "gelu": 7, "gelu_tanh": 8, "silu": 9, "softplus": 10,
-}
-ACT_ALIASES = {"linear": "identity", "logistic": "sigmoid", "swish": "silu"}
-ACT_DEFAULTS = {
-    "leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1.0},
-    "softplus": {"beta": 1.0, "threshold": math.inf},
-}
 
 
 def norm_activation(spec) -> tuple[str, dict]:
     """A name or (name, params) -> (canonical name, every parameter filled in)."""
-    name, params = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1] or {}))
-    name = ACT_ALIASES.get(name.lower(), name.lower())
-    if name not in ACT_CODES:
-        raise ValueError(f"unknown activation {name!r}")
-    return name, {**ACT_DEFAULTS.get(name, {}), **params}
+    name, params, _ = _activations.resolve(spec)
+    return name, params
 
 
 @dataclass(frozen=True)
@@ -131,44 +129,7 @@ def make_input(workload: Workload, batch: int, seed: int, dtype) -> np.ndarray:
     return rng.standard_normal((batch, workload.widths[0]), dtype=np.float32).astype(dtype)
 
 
-# numpy activations: functional (new array) and in place (careful numpy)
-
-def _erf(z):
-    try:
-        from scipy.special import erf
-        return erf(z).astype(z.dtype, copy=False)
-    except ImportError:
-        return np.vectorize(math.erf, otypes=[z.dtype])(z)
-
-
-def np_activation(name: str, p: dict, z: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        if name == "identity":
-            return z
-        if name == "relu":
-            return np.maximum(z, 0)
-        if name == "tanh":
-            return np.tanh(z)
-        if name == "sigmoid":
-            return 1 / (1 + np.exp(-z))
-        if name == "softmax":
-            e = np.exp(z - z.max(axis=-1, keepdims=True))
-            return e / e.sum(axis=-1, keepdims=True)
-        if name == "leaky_relu":
-            return np.where(z > 0, z, z * z.dtype.type(p["negative_slope"]))
-        if name == "elu":
-            return np.where(z > 0, z, z.dtype.type(p["alpha"]) * np.expm1(z))
-        if name == "gelu":
-            return 0.5 * z * (1 + _erf(z / z.dtype.type(math.sqrt(2.0))))
-        if name == "gelu_tanh":
-            c = z.dtype.type(math.sqrt(2.0 / math.pi))
-            return 0.5 * z * (1 + np.tanh(c * (z + z.dtype.type(0.044715) * z ** 3)))
-        if name == "silu":
-            return z / (1 + np.exp(-z))
-        if name == "softplus":
-            beta, thr = z.dtype.type(p["beta"]), p["threshold"]
-            return np.where(beta * z > thr, z, np.logaddexp(0, beta * z) / beta)
-    raise ValueError(name)
+# numpy activations in place (careful numpy); the functional ones are the numpy peer's
 
 
 def np_activation_inplace(name: str, p: dict, z: np.ndarray) -> None:
@@ -194,11 +155,8 @@ def np_activation_inplace(name: str, p: dict, z: np.ndarray) -> None:
 
 def reference_forward(workload: Workload, x: np.ndarray) -> np.ndarray:
     """float64 numpy forward: the truth every competitor is checked against."""
-    ws, bs = workload.as_dtype(np.float64)
-    h = x.astype(np.float64)
-    for w, b, (name, p) in zip(ws, bs, workload.activations):
-        h = np_activation(name, p, h @ w + b)
-    return h
+    names, params = zip(*workload.activations)
+    return reference.forward(workload.weights, workload.biases, names, x, list(params))
 
 
 # ----------------------------------------------------------------------------------------
@@ -271,7 +229,8 @@ def build_numpy_careful(weights, biases, activations, threads):
 
 
 _TORCH_ACTS = {
-    "identity": lambda nn, p: None, "relu": lambda nn, p: nn.ReLU(), "tanh": lambda nn, p: nn.Tanh(),
+    "identity": lambda nn, p: None, "relu": lambda nn, p: nn.ReLU(),
+    "tanh": lambda nn, p: nn.Tanh(),
     "sigmoid": lambda nn, p: nn.Sigmoid(), "softmax": lambda nn, p: nn.Softmax(dim=-1),
     "leaky_relu": lambda nn, p: nn.LeakyReLU(p["negative_slope"]),
     "elu": lambda nn, p: nn.ELU(p["alpha"]), "gelu": lambda nn, p: nn.GELU(),
@@ -527,16 +486,17 @@ def build_numba(weights, biases, activations, threads):
     (explicit loops, np.dot) was faster on the first call with that many rows; np.dot beyond."""
     k = _numba_kernels()
     ws, bs = tuple(weights), tuple(biases)
-    codes = np.array([ACT_CODES[a] for a, _ in activations], np.int64)
-    params = np.array([[p.get("negative_slope", p.get("alpha", p.get("beta", 0.0))),
-                        p.get("threshold", 0.0)] for _, p in activations], np.float64)
+    resolved = [_activations.resolve(a)[2] for a in activations]  # (code, p0, p1) per layer
+    codes = np.array([code for code, _, _ in resolved], np.int64)
+    params = np.array([[p0, p1] for _, p0, p1 in resolved], np.float64)
     choice = {}
 
     def pick(x):
         best = None
         for kern in (k["loops"], k["blas"]):
             kern(x, ws, bs, codes, params)  # compile / warm
-            t = min(_time_block(lambda x: kern(x, ws, bs, codes, params), x, 1) for _ in range(5))
+            t = min(_time_block(lambda x, kern=kern: kern(x, ws, bs, codes, params), x, 1)
+                    for _ in range(5))
             if best is None or t < best[0]:
                 best = (t, kern)
         return best[1]
@@ -626,7 +586,8 @@ def time_interleaved(fns: dict, x, est: dict, settings: Settings, threads) -> di
     block = settings.target_s / settings.rounds
     for name, t in est.items():
         if t >= block:
-            rounds = max(settings.min_rounds, min(settings.rounds, math.ceil(settings.target_s / t)))
+            rounds = max(settings.min_rounds,
+                         min(settings.rounds, math.ceil(settings.target_s / t)))
             plans[name] = (1, rounds)
         else:
             plans[name] = (max(1, int(block / t)), settings.rounds)
@@ -770,10 +731,11 @@ print(json.dumps({"numpy_ms": (t1 - t0) / 1e6, "fastmlp_ms": (t2 - t1) / 1e6,
 
 
 def _child_env():
-    """Environment for child processes: this process's env, with this fastmlp on the path."""
+    """Environment for child processes: this process's env, with this harness on the path (the
+    installed fastmlp is the one measured; the source tree's fastmlp/ has no compiled core)."""
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+    here = os.path.dirname(os.path.abspath(__file__))
+    env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [env.get("PYTHONPATH")] if p])
     return env
 
 
@@ -795,9 +757,9 @@ def measure_import(runs) -> dict:
 MEMORY_SPEC = NetSpec((784, 512, 256, 10), "relu", "identity")
 
 
-def _rss_kib(field="VmRSS") -> int:
+def _rss_kib(name="VmRSS") -> int:
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+        return next(int(line.split()[1]) for line in f if line.startswith(name + ":"))
 
 
 def _reset_peak_rss() -> bool:
@@ -843,7 +805,7 @@ def measure_memory(tools, rows, threads, seed) -> dict:
     res = {}
     for tool in tools:
         p = subprocess.run(
-            [sys.executable, "-c", "from fastmlp.bench import _memory_child_main as m; m()",
+            [sys.executable, "-c", "from harness import _memory_child_main as m; m()",
              tool, str(rows), str(threads), str(seed)],
             capture_output=True, text=True, env=_child_env(), timeout=900)
         if p.returncode != 0:
@@ -1013,7 +975,8 @@ def write_chart(cells, path):
     for c in cells:
         groups.setdefault((c["dtype"], c["threads"]), {}).setdefault(c["network"], []).append(c)
     nets = list(dict.fromkeys(c["network"] for c in cells))
-    tools = list(dict.fromkeys(t for c in cells for t in c["tools"] if "median_us" in c["tools"][t]))
+    tools = list(dict.fromkeys(t for c in cells for t in c["tools"]
+                               if "median_us" in c["tools"][t]))
     colors = {t: plt.cm.tab10(i) for i, t in enumerate(tools)}
     fig, axes = plt.subplots(2 * len(groups), len(nets), squeeze=False,
                              figsize=(4.2 * len(nets), 3.0 * 2 * len(groups)))
@@ -1149,7 +1112,7 @@ def _resolve(args):
     threads = sorted({_ncpu() if t == "all" else int(t) for t in args.threads}, reverse=True)
     unknown = [p for p in args.peers if p not in COMPETITORS]
     if unknown:
-        raise SystemExit(f"unknown peers {unknown}; known: {list(COMPETITORS)}")
+        raise ValueError(f"unknown peers {unknown}; known: {list(COMPETITORS)}")
     peers = [p for p in args.peers if p != "fastmlp"]
     memory_rows = args.memory_rows if args.memory_rows is not None else (0 if q else 1_000_000)
     import_runs = args.import_runs if args.import_runs is not None else (3 if q else 7)
@@ -1164,7 +1127,7 @@ def _workloads(args):
         known = {s.name: s for s in STANDARD_NETWORKS}
         bad = [n for n in args.networks if n not in known]
         if bad:
-            raise SystemExit(f"unknown networks {bad}; known: {list(known)}")
+            raise ValueError(f"unknown networks {bad}; known: {list(known)}")
         specs = [known[n] for n in args.networks]
     return [make_workload(s, args.seed) for s in specs]
 
@@ -1200,7 +1163,7 @@ def main_from_args(args, out=None) -> int:
     try:
         import fastmlp  # noqa: F401
     except ImportError as e:
-        print(f"fastmlp bench: cannot import fastmlp: {e}", file=sys.stderr)
+        print(f"benchmark: cannot import fastmlp: {e}", file=sys.stderr)
         return 2
     missing = {p: COMPETITORS[p].missing() for p in peers if COMPETITORS[p].missing()}
     peers = [p for p in peers if p not in missing]
@@ -1309,13 +1272,12 @@ def print_header(info, settings, peers, missing, out):
 
 
 def main(argv=None) -> int:
-    """`python -m fastmlp.bench` / benchmarks/run.py: full settings unless --quick."""
-    parser = argparse.ArgumentParser(prog="python -m fastmlp.bench", description=__doc__,
+    """benchmarks/run.py: full settings unless --quick."""
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     configure_parser(parser, quick_default=False)
-    return main_from_args(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    reexec_without_openblas_env(["-m", "fastmlp.bench", *sys.argv[1:]])
-    sys.exit(main())
+    args = parser.parse_args(argv)
+    try:
+        return main_from_args(args)
+    except ValueError as e:  # an unknown network or peer
+        parser.error(str(e))

@@ -3,7 +3,7 @@
  * AVX-512, AVX2 or NEON code in the build for that instruction set.
  *
  * Each is written for the domain the activations need (x <= 0 for exp_neg and
- * expm1_neg, 0 <= y <= 1 for log1p; exp and erfc for any x), accurate to a few
+ * expm1_neg, 0 <= y <= 1 for log1p; GELU and its erfc for any z), accurate to a few
  * ulp there, and passes NaN through. The exp polynomials are Taylor series cut
  * where the next term is below half an ulp on |r| <= ln(2)/2; the erfc ones are
  * fitted by scripts/fit_erfc.py.
@@ -226,13 +226,6 @@ FM_INLINE double fm_exp_mul_f64(double hi, double lo, double f, double m) {
     return ((p * fm_pow2_f64(k1)) * m) * fm_pow2_f64(k - k1);
 }
 
-/* e^x for any x: 0 below -746, +inf above 709.78, NaN for NaN. */
-FM_INLINE double fm_exp_f64(double x) {
-    x = fm_sel_f64(x < -746.0, -746.0, x);
-    x = fm_sel_f64(x > 709.79, 709.79, x); /* e^709.79 overflows: the product gives +inf */
-    return fm_exp_mul_f64(x, 0.0, 1.0, 1.0);
-}
-
 /* erfc -------------------------------------------------------------------------
  * For t >= 0, erfc(t) = e^(-t^2) g(t) with g(t) = e^(t^2) erfc(t) smooth (g(0) = 1,
  * g ~ 1/(t sqrt(pi)) as t grows). With x = (t - K)/(t + K) in [-1, 1) and u = (1 - x)/2,
@@ -313,18 +306,7 @@ FM_INLINE double fm_erfc_right_f64(double a, double c2, double t, double t_lo, d
     return fm_exp_mul_f64(hi, lo, g, m);
 }
 
-/* erfc(x) for any x, to a few ulp relative: 2 for x -> -inf, 0 past 27.3, NaN for NaN. */
-FM_INLINE double fm_erfc_f64(double x) {
-    uint64_t sign = fm_bits_f64(x) & FM_SIGN_F64;
-    double a = fm_from_bits_f64(fm_bits_f64(x) ^ sign);
-    a = fm_sel_f64(a > FM_ERFC_TMAX_F64, FM_ERFC_TMAX_F64, a); /* keeps NaN */
-    double r = fm_erfc_right_f64(a, 1.0, a, 0.0, 1.0);
-    /* x < 0 (sign bit set): 2 - r, else 0 + r */
-    double two = fm_from_bits_f64(sign >> 1); /* 2.0 if the sign bit is set, else 0.0 */
-    return two + fm_from_bits_f64(fm_bits_f64(r) ^ sign);
-}
-
-/* z/2 erfc(-z/sqrt 2) = z Phi(z), the GELU, from the same pieces as fm_erfc_f64 but with the
+/* z/2 erfc(-z/sqrt 2) = z Phi(z), the GELU, from the erfc pieces above (fm_erfc_right_f64), with the
  * argument z/sqrt 2 carried with its rounding error and the exponent -z^2/2 formed from z, and
  * the factor z/2 applied before the final scaling: as accurate as erfc in the negative tail
  * too (plain 0.5 z erfc(-z sqrt(1/2)) loses up to ~z^2 ulp there, and more where erfc is
@@ -426,13 +408,7 @@ FM_INLINE float fm_exp_mul_f32(float hi, float lo, float f, float m) {
     return ((p * fm_pow2_f32(k1)) * m) * fm_pow2_f32(k - k1);
 }
 
-FM_INLINE float fm_exp_f32(float x) {
-    x = fm_sel_f32(x < -104.0f, -104.0f, x);
-    x = fm_sel_f32(x > 88.73f, 88.73f, x); /* e^88.73 overflows: the product gives +inf */
-    return fm_exp_mul_f32(x, 0.0f, 1.0f, 1.0f);
-}
-
-/* erfc in float, computed in float as fm_erfc_f64 with its own fit (K = 3, t <= 10.15;
+/* erfc in float, computed in float as the double pieces with its own fit (K = 3, t <= 10.15;
  * erfc(10.1) < 2^-151 rounds to 0). a_hi keeps the top 12 bits of a. */
 #define FM_ERFC_K_F32 3.0f
 #define FM_ERFC_TMAX_F32 10.1f
@@ -480,15 +456,6 @@ FM_INLINE float fm_erfc_right_f32(float a, float c2, float t, float t_lo, float 
     float lo = -(c2 * ((a - a_hi) * (a + a_hi)));
     lo = FM_MADD_F32(fm_erfc_dlog_f32(x), delta, lo);
     return fm_exp_mul_f32(hi, lo, g, m);
-}
-
-FM_INLINE float fm_erfc_f32(float x) {
-    uint32_t sign = fm_bits_f32(x) & FM_SIGN_F32;
-    float a = fm_from_bits_f32(fm_bits_f32(x) ^ sign);
-    a = fm_sel_f32(a > FM_ERFC_TMAX_F32, FM_ERFC_TMAX_F32, a);
-    float r = fm_erfc_right_f32(a, 1.0f, a, 0.0f, 1.0f);
-    float two = fm_from_bits_f32(sign >> 1);
-    return two + fm_from_bits_f32(fm_bits_f32(r) ^ sign);
 }
 
 FM_INLINE float fm_gelu_f32(float z) {

@@ -68,7 +68,11 @@ def _check_parameter(name: str, key: str, value: Any) -> float:
             value = float(value)  # numpy scalars
         except (TypeError, ValueError):
             raise TypeError(f"{name} parameter {key!r} must be a number, got {value!r}") from None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond any float, e.g. 10**400
+        raise ValueError(f"{name} parameter {key!r} must be finite, got an integer of "
+                         f"{len(str(abs(value)))} digits") from None
     if math.isnan(value) or (math.isinf(value) and (name, key) not in _MAY_BE_INFINITE):
         raise ValueError(f"{name} parameter {key!r} must be finite, got {value}")
     return value

@@ -1,4 +1,5 @@
-"""Derive the polynomial coefficients of fm_erfc_f64 / fm_erfc_f32 (csrc/vmath.h).
+"""Derive the polynomial coefficients of fm_erfc_poly_f64 / fm_erfc_poly_f32 (csrc/vmath.h),
+the erfc that fm_gelu_f64 / fm_gelu_f32 build on.
 
 For t >= 0, erfc(t) = exp(-t^2) * g(t) with g(t) = exp(t^2) erfc(t) smooth and slowly varying
 (g(0) = 1, g(t) ~ 1/(t sqrt(pi)) for large t). With the map

@@ -756,3 +756,14 @@ def test_refusals_of_a_file_name_the_file(tmp_path):
         refusal(source, f"{path}: node 'hs' (Sin): unsupported operator")
     path.write_bytes(b"not protobuf")
     refusal(path, f"{path} is not a readable ONNX model")
+
+
+def test_a_graph_without_outputs_is_refused_clearly():
+    # found by tests/fuzz: the classifier-head check read output[0] of an empty list
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                      [None, 3])], [])
+    with pytest.raises(ValueError, match="the graph has no output"):
+        fastmlp.from_onnx(helper.make_model(graph))

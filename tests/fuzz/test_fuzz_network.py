@@ -19,8 +19,6 @@ def test_network_and_forward_arguments(sandbox, call):
     assert problem is None, problem
 
 
-@pytest.mark.xfail(strict=True, reason="found by fuzzing: float(10**400) raises OverflowError "
-                   "in fastmlp/_activations.py (another developer's file); reported to the lead")
 def test_activation_parameter_too_large_for_a_float(sandbox):
     outcome = sandbox.run("network", ([np.eye(2)], None, [("elu", {"alpha": 10**400})]), {},
                           [], {})

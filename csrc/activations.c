@@ -9,6 +9,10 @@
 #define M_EXPM1_NEG fm_expm1_neg_f32
 #define M_LOG1P_UNIT fm_log1p_unit_f32
 #define M_GELU fm_gelu_f32
+#define M_EXPM1 fm_expm1_f32
+#define M_LOG1P_POS fm_log1p_pos_f32
+#define M_EXP_MUL fm_exp_mul_f32
+#define M_DIV_REM fm_div_rem_f32
 #include "activations_impl.h"
 #undef REAL
 #undef SFX
@@ -16,6 +20,10 @@
 #undef M_EXPM1_NEG
 #undef M_LOG1P_UNIT
 #undef M_GELU
+#undef M_EXPM1
+#undef M_LOG1P_POS
+#undef M_EXP_MUL
+#undef M_DIV_REM
 
 #define REAL double
 #define SFX f64
@@ -23,4 +31,8 @@
 #define M_EXPM1_NEG fm_expm1_neg_f64
 #define M_LOG1P_UNIT fm_log1p_unit_f64
 #define M_GELU fm_gelu_f64
+#define M_EXPM1 fm_expm1_f64
+#define M_LOG1P_POS fm_log1p_pos_f64
+#define M_EXP_MUL fm_exp_mul_f64
+#define M_DIV_REM fm_div_rem_f64
 #include "activations_impl.h"

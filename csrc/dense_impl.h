@@ -230,11 +230,13 @@ void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, s
         }
     }
     if (after) {
-        /* Softmax needs whole rows: the caller runs it once every column is done. */
+        /* Softmax and log-softmax need whole rows: the caller runs them once all columns are. */
         const int first_col = first_panel * NR;
         const int end_col = end_panel * NR < n_out ? end_panel * NR : n_out;
-        if (kind != FM_SOFTMAX || (first_panel == 0 && end_col == n_out))
-            FM_SYM(FM_CAT(fm_activate_, SFX))(layer->activation, out + first_col, rows,
+        fm_activation act = layer->activation; /* per-feature parameters from first_col on */
+        if (act.vec) act.vec = (const REAL *)act.vec + first_col;
+        if (!fm_activation_needs_whole_rows(kind) || (first_panel == 0 && end_col == n_out))
+            FM_SYM(FM_CAT(fm_activate_, SFX))(act, out + first_col, rows,
                                               (size_t)(end_col - first_col), ldo);
     }
 }

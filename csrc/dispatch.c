@@ -18,7 +18,7 @@
     {FM_IF_BUILT_##arch(fm_dense_f32_##sfx),       FM_IF_BUILT_##arch(fm_dense_f64_##sfx),    \
      FM_IF_BUILT_##arch(fm_dense_cols_f32_##sfx),  FM_IF_BUILT_##arch(fm_dense_cols_f64_##sfx), \
      FM_IF_BUILT_##arch(fm_activate_f32_##sfx),    FM_IF_BUILT_##arch(fm_activate_f64_##sfx),   \
-     mr},
+     FM_IF_BUILT_##arch(fm_dense_reduced_cols_##sfx), mr},
 static const fm_kernel_table tables[FM_N_KERNELS] = {FM_KERNELS(FM_TABLE_ROW)};
 
 #define FM_NAME_ROW(name, id, arch, gcc, msvc, features, mr, gemv) #name,

@@ -25,14 +25,35 @@ typedef enum {
     FM_GELU_TANH,  /* tanh approximation */
     FM_SILU,
     FM_SOFTPLUS,   /* p0: beta, p1: threshold (beta*z above it gives z) */
+    FM_SELU,       /* PyTorch's alpha and scale */
+    FM_CELU,       /* p0: alpha (nonzero) */
+    FM_MISH,
+    FM_HARDSWISH,  /* z relu6(z + 3) / 6 */
+    FM_HARDSIGMOID, /* p0: alpha, p1: beta; clip(alpha z + beta, 0, 1) */
+    FM_RELU6,
+    FM_HARDTANH,   /* p0: min, p1: max (min <= max, either may be infinite) */
+    FM_PRELU,      /* p0: slope, or one slope per feature in vec */
+    FM_SOFTSIGN,
+    FM_LOG_SOFTMAX, /* per row */
     FM_N_ACTIVATIONS
 } fm_activation_kind;
 
+/* vec is NULL, or (FM_PRELU only) one value per output feature in the network's dtype. */
 typedef struct {
     int kind;
     double p0, p1;
     const void *vec; /* FM_PRELU: one slope per feature, or NULL */
 } fm_activation;
+
+/* The activation's name as the Python API spells it ("relu", "log_softmax"; NULL for an
+ * unknown kind). */
+const char *fm_activation_name(int kind);
+
+/* Softmax and log-softmax normalise over the whole row: a kernel that computes only some
+ * of a layer's columns leaves them to whoever sees every column. */
+static inline int fm_activation_needs_whole_rows(int kind) {
+    return kind == FM_SOFTMAX || kind == FM_LOG_SOFTMAX;
+}
 
 /* Weights are packed in column panels of FM_PANEL_BYTES: panel p holds, for
  * every input k, the outputs p*NR .. p*NR+NR-1 (zero padded), NR = 32 floats
@@ -46,11 +67,18 @@ typedef struct {
  * stays in L1 while the rows of a tile stream past it. */
 #define FM_KC 256
 
+/* How a dense layer stores its weights: in the network's dtype, or reduced (float32
+ * networks only): bfloat16, or int8 with one scale per output column. */
+enum { FM_PRECISION_NATIVE = 0, FM_PRECISION_BF16 = 1, FM_PRECISION_INT8 = 2 };
+
 typedef struct {
     int n_in, n_out;
-    const void *packed_weights; /* n_panels * n_in * NR values, FM_ALIGN aligned */
+    const void *packed_weights; /* native: n_panels * n_in * NR values, FM_ALIGN aligned;
+                                 * reduced: see fm_pack_bf16 / fm_pack_int8 */
     const void *bias;           /* n_out values */
     fm_activation activation;
+    int precision;              /* FM_PRECISION_* */
+    const float *scales;        /* int8: n_out column scales (w = q * scale) */
 } fm_layer;
 
 /* -- Networks: an opaque, owning handle built step by step -----------------------------
@@ -88,6 +116,13 @@ int fm_network_affine(fm_network *net, int width, const void *scale, const void 
 int fm_network_layernorm(fm_network *net, int width, const void *scale, const void *shift,
                          double eps);
 int fm_network_activation(fm_network *net, int width, fm_activation act);
+/* A dense layer of a float32 network with reduced-precision weights: w holds n_in x n_out
+ * bfloat16 bit patterns (precision FM_PRECISION_BF16) or int8 values with n_out column
+ * scales (FM_PRECISION_INT8); bias n_out floats or NULL. Inputs are rounded to bfloat16,
+ * or quantized to int8 with one scale per row, inside the tile. */
+int fm_network_dense_reduced(fm_network *net, int precision, int n_in, int n_out,
+                             const void *w, const float *scales, const float *bias,
+                             fm_activation act);
 /* Steps between begin and end form f of a residual block x + f(x); blocks nest. */
 int fm_network_residual_begin(fm_network *net, int width);
 int fm_network_residual_end(fm_network *net);
@@ -152,6 +187,15 @@ void fm_aligned_free(void *p);
 /* Size in elements of the packed weights of an n_in x n_out layer. */
 size_t fm_packed_size_f32(int n_in, int n_out);
 size_t fm_packed_size_f64(int n_in, int n_out);
+/* Reduced-precision weights are packed in the column panels of float (FM_NR_F32
+ * columns), each panel holding pairs of inputs side by side: element (k, c) of panel p
+ * is at p * fm_pairs(n_in) * 2 * NR + (k / 2) * 2 * NR + 2 * c + k % 2 (an odd n_in is
+ * padded with a zero input). The pairs feed two products per 32-bit lane (vpmaddwd for
+ * int8, bfloat16 pairs for vdpbf16ps); every variant reads the same layout. */
+size_t fm_packed_size_reduced(int n_in, int n_out);
+/* w: row-major n_in x n_out bfloat16 bit patterns, or int8 values. */
+void fm_pack_bf16(const unsigned short *w, int n_in, int n_out, unsigned short *dst);
+void fm_pack_int8(const signed char *w, int n_in, int n_out, signed char *dst);
 /* Packs row-major w (n_in x n_out) into dst (fm_packed_size elements). */
 void fm_pack_f32(const float *w, int n_in, int n_out, float *dst);
 void fm_pack_f64(const double *w, int n_in, int n_out, double *dst);

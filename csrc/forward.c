@@ -107,10 +107,13 @@ static fm_step *steps_of_layers(const fm_layer *layers, int n_layers, int *n_buf
 
 #define REAL float
 #define SFX f32
+#define FM_FORWARD_FLOAT 1
 #include "forward_impl.h"
 #undef REAL
 #undef SFX
+#undef FM_FORWARD_FLOAT
 
 #define REAL double
 #define SFX f64
+#define FM_FORWARD_FLOAT 0
 #include "forward_impl.h"

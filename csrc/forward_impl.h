@@ -23,6 +23,20 @@ static REAL *FM_CAT(buffer_, SFX)(const FM_CAT(tile_buffers_, SFX) *b, int id, s
     return b->scratch + (size_t)id * b->tile * b->stride;
 }
 
+/* Column panels [first, end) of a dense layer, by the kernel for its precision (reduced
+ * precisions exist for float networks only: network.c refuses them for double ones). */
+static void FM_CAT(dense_kernel_, SFX)(const fm_kernel_table *k, const fm_layer *layer,
+                                       const REAL *in, size_t ld_in, size_t rows, REAL *dst,
+                                       size_t ld_dst, int first, int end, REAL *apack) {
+#if FM_FORWARD_FLOAT
+    if (layer->precision != FM_PRECISION_NATIVE) {
+        k->dense_reduced_cols(layer, in, ld_in, rows, dst, ld_dst, 1, first, end, apack);
+        return;
+    }
+#endif
+    k->FM_CAT(dense_cols_, SFX)(layer, in, ld_in, rows, dst, ld_dst, 1, first, end, apack);
+}
+
 /* One dense layer over `rows`, its column panels shared out over the pool. */
 typedef struct {
     const fm_kernel_table *k;
@@ -40,8 +54,8 @@ static void FM_CAT(columns_task_, SFX)(void *ctx, int task, int slot) {
     const int first = job->n_panels * task / job->n_tasks;
     const int end = job->n_panels * (task + 1) / job->n_tasks;
     if (first < end)
-        job->k->FM_CAT(dense_cols_, SFX)(job->layer, job->in, job->ld_in, job->rows, job->dst,
-                                          job->ld_dst, 1, first, end, NULL);
+        FM_CAT(dense_kernel_, SFX)(job->k, job->layer, job->in, job->ld_in, job->rows, job->dst,
+                                   job->ld_dst, first, end, NULL);
 }
 
 static void FM_CAT(run_dense_, SFX)(const fm_kernel_table *k, const fm_layer *layer,
@@ -49,7 +63,7 @@ static void FM_CAT(run_dense_, SFX)(const fm_kernel_table *k, const fm_layer *la
                                     size_t ld_dst, REAL *apack, int width) {
     const int n_panels = fm_panels(layer->n_out, sizeof(REAL));
     if (width <= 1) {
-        k->FM_CAT(dense_cols_, SFX)(layer, in, ld_in, rows, dst, ld_dst, 1, 0, n_panels, apack);
+        FM_CAT(dense_kernel_, SFX)(k, layer, in, ld_in, rows, dst, ld_dst, 0, n_panels, apack);
         return;
     }
     /* Each slot computes the same share of the columns every call, so its part of the
@@ -57,7 +71,7 @@ static void FM_CAT(run_dense_, SFX)(const fm_kernel_table *k, const fm_layer *la
     FM_CAT(columns_job_, SFX) job = {k, layer, in, ld_in, rows, dst, ld_dst, n_panels, 2 * width};
     fm_pool_run(FM_CAT(columns_task_, SFX), &job, job.n_tasks, width);
     /* dense_cols leaves softmax to whoever sees whole rows. */
-    if (layer->activation.kind == FM_SOFTMAX && n_panels > 1)
+    if (fm_activation_needs_whole_rows(layer->activation.kind) && n_panels > 1)
         k->FM_CAT(activate_, SFX)(layer->activation, dst, rows, layer->n_out, ld_dst);
 }
 

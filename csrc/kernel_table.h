@@ -14,6 +14,10 @@ typedef struct {
                            int, int, int, double *);
     void (*activate_f32)(fm_activation, float *, size_t, size_t, size_t);
     void (*activate_f64)(fm_activation, double *, size_t, size_t, size_t);
+    /* A float layer with bfloat16 or int8 weights, over column panels [first, end)
+     * (dense_reduced.c); apack as for dense_cols_f32, or NULL. */
+    void (*dense_reduced_cols)(const fm_layer *, const float *, size_t, size_t, float *, size_t,
+                               int, int, int, float *);
     /* Rows of the dense micro-kernel (kernels.def's mr): a tile of more rows
      * than this is packed when the kernel is given room to pack it. */
     int mr;
@@ -29,7 +33,9 @@ typedef struct {
     void fm_dense_cols_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *, \
                                  size_t, int, int, int, double *);                           \
     void fm_activate_f32_##sfx(fm_activation, float *, size_t, size_t, size_t);              \
-    void fm_activate_f64_##sfx(fm_activation, double *, size_t, size_t, size_t);
+    void fm_activate_f64_##sfx(fm_activation, double *, size_t, size_t, size_t);              \
+    void fm_dense_reduced_cols_##sfx(const fm_layer *, const float *, size_t, size_t, float *, \
+                                     size_t, int, int, int, float *);
 
 FM_KERNELS(FM_DECLARE_VARIANT)
 

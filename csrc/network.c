@@ -6,6 +6,8 @@
 #include "fastmlp.h"
 #include "forward.h"
 
+/* int8 layers take at most this many inputs: n * 127 * 127 must fit an int32. */
+#define FM_MAX_INT8_INPUTS (2147483647 / (127 * 127))
 /* Residual blocks nested deeper than this are refused (each holds a tile buffer). */
 #define FM_MAX_RESIDUAL_DEPTH 32
 
@@ -37,6 +39,7 @@ void fm_network_free(fm_network *net) {
         fm_aligned_free((void *)s->layer.packed_weights);
         fm_aligned_free((void *)s->layer.bias);
         fm_aligned_free((void *)s->layer.activation.vec);
+        fm_aligned_free((void *)s->layer.scales);
         fm_aligned_free((void *)s->scale);
         fm_aligned_free((void *)s->shift);
     }
@@ -106,6 +109,37 @@ int fm_network_dense(fm_network *net, int n_in, int n_out, const void *w, const 
     else fm_pack_f32(w, n_in, n_out, packed);
     if (bias) memcpy(b, bias, (size_t)n_out * net->elem);
     else memset(b, 0, (size_t)n_out * net->elem);
+    net->macs += (double)n_in * n_out;
+    return FM_OK;
+}
+
+int fm_network_dense_reduced(fm_network *net, int precision, int n_in, int n_out,
+                             const void *w, const float *scales, const float *bias,
+                             fm_activation act) {
+    const int int8 = precision == FM_PRECISION_INT8;
+    if (!w || !valid_activation(act) || net->is_double || (int8 && !scales) ||
+        (precision != FM_PRECISION_BF16 && !int8))
+        return FM_ERR_ARGUMENT;
+    /* int8: an int32 sum of n_in products of at most 127 * 127 must not overflow. */
+    if (int8 && n_in > FM_MAX_INT8_INPUTS) return FM_ERR_ARGUMENT;
+    int rc;
+    fm_step *s = append(net, FM_STEP_DENSE, n_in, n_out, &rc);
+    if (!s) return rc;
+    int failed = 0;
+    const size_t element = int8 ? 1 : 2;
+    void *packed = fm_aligned_alloc(fm_packed_size_reduced(n_in, n_out) * element);
+    float *b = fm_aligned_alloc((size_t)n_out * sizeof(float));
+    s->layer.packed_weights = packed;
+    s->layer.bias = b;
+    s->layer.precision = precision;
+    s->layer.scales = int8 ? copy_values(net, scales, n_out, &failed) : NULL;
+    s->layer.activation = act;
+    s->layer.activation.vec = copy_values(net, act.vec, n_out, &failed);
+    if (!packed || !b || failed) return FM_ERR_NO_MEMORY; /* freed with the network */
+    if (int8) fm_pack_int8(w, n_in, n_out, packed);
+    else fm_pack_bf16(w, n_in, n_out, packed);
+    if (bias) memcpy(b, bias, (size_t)n_out * sizeof(float));
+    else memset(b, 0, (size_t)n_out * sizeof(float));
     net->macs += (double)n_in * n_out;
     return FM_OK;
 }

@@ -25,6 +25,26 @@
     }
 
 FM_DEFINE_PACK(f32, float, FM_NR_F32)
+
+size_t fm_packed_size_reduced(int n_in, int n_out) {
+    size_t n_panels = ((size_t)n_out + FM_NR_F32 - 1) / FM_NR_F32;
+    return n_panels * (((size_t)n_in + 1) / 2) * 2 * FM_NR_F32;
+}
+
+#define FM_DEFINE_PACK_PAIRS(SFX, T)                                                      \
+    void fm_pack_##SFX(const T *w, int n_in, int n_out, T *dst) {                        \
+        const size_t nr = FM_NR_F32, pairs = ((size_t)n_in + 1) / 2;                     \
+        memset(dst, 0, fm_packed_size_reduced(n_in, n_out) * sizeof(T));                 \
+        for (size_t k = 0; k < (size_t)n_in; k++)                                        \
+            for (size_t j = 0; j < (size_t)n_out; j++) {                                 \
+                const size_t p = j / nr, c = j % nr;                                     \
+                dst[p * pairs * 2 * nr + (k / 2) * 2 * nr + 2 * c + k % 2] =             \
+                    w[k * (size_t)n_out + j];                                            \
+            }                                                                            \
+    }
+
+FM_DEFINE_PACK_PAIRS(bf16, unsigned short)
+FM_DEFINE_PACK_PAIRS(int8, signed char)
 FM_DEFINE_PACK(f64, double, FM_NR_F64)
 
 _Static_assert(FM_PANEL_BYTES % FM_ALIGN == 0 || FM_ALIGN % FM_PANEL_BYTES == 0,

@@ -473,4 +473,68 @@ FM_INLINE float fm_gelu_f32(float z) {
     return zpos + fm_from_bits_f32(fm_bits_f32(r) ^ (sign ^ FM_SIGN_F32));
 }
 
+/* --- expm1 and log1p on wider domains (celu, log_softmax) ---------------------- */
+
+/* e^x - 1 for any x: -1 below -64, +inf above 709.78, NaN for NaN. 2^k is applied as
+ * 2^min(k, 1023) times 2 when k = 1024, where the -1 is far below half an ulp. */
+FM_INLINE double fm_expm1_f64(double x) {
+    x = x < -64.0 ? -64.0 : x;
+    x = x > 709.79 ? 709.79 : x; /* e^709.79 overflows: the last product gives +inf */
+    int64_t k;
+    double r = fm_reduce_f64(x, &k);
+    int64_t k_lo = k > 1023 ? 1023 : k;
+    double q = fm_expm1_poly_f64(r), s = fm_pow2_f64(k_lo);
+    return (s * q + (s - 1.0)) * (k > k_lo ? 2.0 : 1.0);
+}
+
+/* log(1 + y) for 0 <= y < 2^1023 (any size: 1 + y = 2^e m with m in [sqrt(1/2), sqrt 2),
+ * log m from the atanh series of fm_log1p_unit_f64). NaN for NaN. */
+FM_INLINE double fm_log1p_pos_f64(double y) {
+    double u = 1.0 + y;
+    const uint64_t sqrt_half = 0x3fe6a09e667f3bcdULL; /* bits of sqrt(1/2) */
+    int64_t e = (int64_t)(fm_bits_f64(u) - sqrt_half) >> 52;
+    double m = fm_from_bits_f64(fm_bits_f64(u) - ((uint64_t)e << 52));
+    double s = (m - 1.0) / (m + 1.0), s2 = s * s;
+    double p = 1.0 / 21.0;
+    p = p * s2 + 1.0 / 19.0;
+    p = p * s2 + 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    double ed = (double)e;
+    double log_u = (ed * FM_LN2_LO + 2.0 * (s + s * s2 * p)) + ed * FM_LN2_HI;
+    /* As in fm_log1p_unit_f64: y / (u - 1) undoes the rounding of 1 + y. */
+    return u == 1.0 ? y : log_u * (y / (u - 1.0));
+}
+
+FM_INLINE float fm_expm1_f32(float x) {
+    x = x < -32.0f ? -32.0f : x;
+    x = x > 88.73f ? 88.73f : x;
+    int32_t k;
+    float r = fm_reduce_f32(x, &k);
+    int32_t k_lo = k > 127 ? 127 : k;
+    float q = fm_expm1_poly_f32(r), s = fm_pow2_f32(k_lo);
+    return (s * q + (s - 1.0f)) * (k > k_lo ? 2.0f : 1.0f);
+}
+
+FM_INLINE float fm_log1p_pos_f32(float y) {
+    float u = 1.0f + y;
+    const uint32_t sqrt_half = 0x3f3504f3u;
+    int32_t e = (int32_t)(fm_bits_f32(u) - sqrt_half) >> 23;
+    float m = fm_from_bits_f32(fm_bits_f32(u) - ((uint32_t)e << 23));
+    float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    float p = 1.0f / 11.0f;
+    p = p * s2 + 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    float ed = (float)e;
+    float log_u = (ed * 1.42860677e-6f + 2.0f * (s + s * s2 * p)) + ed * 0.693145752f;
+    return u == 1.0f ? y : log_u * (y / (u - 1.0f));
+}
+
 #endif

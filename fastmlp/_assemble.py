@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _activations
 from ._core import as_real_array
+from ._quantize import MAX_INT8_INPUTS, REDUCED, QuantizedWeights
 from .layers import Activation, Affine, Dense, Layer, LayerNorm, Residual
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -67,8 +68,10 @@ def check_params_fit(name: str, params: dict, dtype: np.dtype, where: str) -> No
 class Assembler:
     """Walks the layers once: widths, checks, the network's copies and the core's steps."""
 
-    def __init__(self, dtype: np.dtype) -> None:
+    def __init__(self, dtype: np.dtype, precision: Optional[str] = None) -> None:
         self.dtype = dtype
+        # bfloat16 / int8: every Dense layer's weights in that precision (float32 networks)
+        self.reduced = precision if precision in REDUCED else None
         self.width: Optional[int] = None
         self.steps: List[Step] = []
 
@@ -87,7 +90,11 @@ class Assembler:
     # -- one method per kind --------------------------------------------------------------
 
     def _dense(self, layer: Dense, where: str) -> Dense:
-        w = as_real_array(layer.weights, f"{where}: weights")
+        quantized = layer.weights if isinstance(layer.weights, QuantizedWeights) else None
+        if quantized is not None and quantized.precision != self.reduced:
+            quantized = None  # dequantized, then kept in this network's precision
+        w = (quantized.dequantize() if quantized is not None else
+             as_real_array(layer.weights, f"{where}: weights"))
         if w.ndim != 2:
             raise ValueError(f"{where}: weights must be 2-D (inputs x outputs), got shape {w.shape}")
         n_in, n_out = w.shape
@@ -104,12 +111,31 @@ class Assembler:
                                  f"outputs, so expected ({n_out},)")
             check_finite(b, f"{where}: bias", self.dtype)
             b = b.reshape(n_out)
-        weights = read_only(w, self.dtype)
         bias = read_only(np.zeros(n_out) if b is None else b, self.dtype)
         spec, code, vec = self._activation(layer.activation, n_out, where)
-        self.steps.append(("dense", weights, bias, code, vec))
         self.width = n_out
+        if self.reduced:
+            if quantized is None:
+                quantized = self._quantize(w, where)
+            values, scales = quantized.values, quantized.scales
+            precision = 1 if self.reduced == "bfloat16" else 2
+            self.steps.append(("dense_reduced", precision, values, scales, bias, code, vec))
+            return Dense(quantized, bias, spec)
+        weights = read_only(w, self.dtype)
+        self.steps.append(("dense", weights, bias, code, vec))
         return Dense(weights, bias, spec)
+
+    def _quantize(self, w: np.ndarray, where: str) -> QuantizedWeights:
+        """The layer's weights (float64 where they came so) in the network's precision."""
+        if self.reduced == "int8" and w.shape[0] > MAX_INT8_INPUTS:
+            raise ValueError(f"{where}: int8 layers take at most {MAX_INT8_INPUTS:,} inputs "
+                             f"(their int32 sums would overflow), this one has {w.shape[0]:,}")
+        quantized = QuantizedWeights.quantize(self.reduced, w)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.all(np.isfinite(quantized.dequantize())):
+                raise ValueError(f"{where}: weights of {float(np.max(np.abs(w))):g} overflow "
+                                 f"{self.reduced}")
+        return quantized
 
     def _affine(self, layer: Affine, where: str) -> Affine:
         scale, shift = (self._per_feature(v, where, what)

@@ -42,6 +42,9 @@ cdef extern from "fastmlp.h" nogil:
     int fm_network_layernorm(fm_network *net, int width, const void *scale, const void *shift,
                              double eps)
     int fm_network_activation(fm_network *net, int width, fm_activation act)
+    int fm_network_dense_reduced(fm_network *net, int precision, int n_in, int n_out,
+                                 const void *w, const float *scales, const float *bias,
+                                 fm_activation act)
     int fm_network_residual_begin(fm_network *net, int width)
     int fm_network_residual_end(fm_network *net)
     int fm_network_finish(fm_network *net)
@@ -239,7 +242,9 @@ cdef class CompiledNetwork:
 
     def _build(self, list steps, bint is_double, int threads):
         """Build from validated steps, each a tuple whose arrays are C-contiguous in the
-        network's dtype: ("dense", w, b, code, vec), ("affine", width, scale, shift),
+        network's dtype: ("dense", w, b, code, vec), ("dense_reduced", precision (1
+        bfloat16, 2 int8), uint16 bits / int8 values, float32 scales or None, b, code, vec),
+        ("affine", width, scale, shift),
         ("layernorm", width, scale, shift, eps), ("activation", width, code, vec),
         ("begin", width), ("end",); code is (kind, p0, p1), vec None or an array."""
         if self._net != NULL:
@@ -356,6 +361,11 @@ cdef int _add_step(fm_network *net, tuple step) except? -100:
         w, b, code, vec = step[1:]
         return fm_network_dense(net, w.shape[0], w.shape[1], _data(w), _data(b),
                                 _activation(code, vec))
+    if kind == "dense_reduced":
+        precision, w, scales, b, code, vec = step[1:]
+        return fm_network_dense_reduced(net, precision, w.shape[0], w.shape[1], _data(w),
+                                        <const float *>_data(scales), <const float *>_data(b),
+                                        _activation(code, vec))
     if kind == "affine":
         return fm_network_affine(net, step[1], _data(step[2]), _data(step[3]))
     if kind == "layernorm":
@@ -429,3 +439,13 @@ cdef _check_out(out, shape, dtype):
         raise ValueError("out must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
+
+
+cdef extern from "fastmlp.h":
+    const char *fm_activation_name(int kind)
+    enum: FM_N_ACTIVATIONS
+
+
+def activation_codes():
+    """The C core's activation codes: {name: code}, the one table fastmlp._activations reads."""
+    return {fm_activation_name(k).decode(): k for k in range(FM_N_ACTIVATIONS)}

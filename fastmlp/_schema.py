@@ -4,7 +4,8 @@ Version 1 (a chain of dense layers; written whenever a network is one, so older 
 versions read it): ``{"format": "fastmlp", "version": 1, "dtype": ..., "layers":
 [{"activation": name, "params": {...}}, ...]}`` with arrays ``w0, b0, w1, b1, ...``.
 
-Version 2 (any list of layers): ``"layers"`` holds one entry per layer with its ``"kind"``:
+Version 2 (any list of layers; ``"inputs"`` the input width, ``"precision"`` bfloat16 or
+int8 for reduced weights): ``"layers"`` holds one entry per layer with its ``"kind"``:
 
 - ``{"kind": "dense", "activation": name, "params": {...}}``, arrays ``P.weights``, ``P.bias``
 - ``{"kind": "affine", "scale": bool, "shift": bool}``, arrays ``P.scale`` / ``P.shift``
@@ -26,6 +27,8 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
+from ._quantize import REDUCED, QuantizedWeights
+
 FORMAT = "fastmlp"
 VERSION = 2
 DTYPES = ("float32", "float64")
@@ -45,7 +48,8 @@ def describe(net) -> Tuple[dict, Dict[str, np.ndarray]]:
     vector_params = any(np.ndim(v) for layer in net.layers if isinstance(layer, Dense)
                         for v in layer.activation[1].values())
     dtype = np.dtype(net.dtype).name
-    if net.is_dense_chain and not vector_params:
+    reduced = net.precision in REDUCED
+    if net.is_dense_chain and not vector_params and not reduced:
         arrays = {}
         for i, layer in enumerate(net.layers):
             arrays[f"w{i}"], arrays[f"b{i}"] = layer.weights, layer.bias
@@ -54,7 +58,11 @@ def describe(net) -> Tuple[dict, Dict[str, np.ndarray]]:
         return {"format": FORMAT, "version": 1, "dtype": dtype, "layers": layers}, arrays
     arrays = {}
     layers = [_describe(layer, f"l{i}", arrays) for i, layer in enumerate(net.layers)]
-    return {"format": FORMAT, "version": 2, "dtype": dtype, "layers": layers}, arrays
+    metadata = {"format": FORMAT, "version": 2, "dtype": dtype, "inputs": net.n_inputs,
+                "layers": layers}
+    if reduced:
+        metadata["precision"] = net.precision
+    return metadata, arrays
 
 
 def _describe(layer, path: str, arrays: dict) -> dict:
@@ -73,7 +81,11 @@ def _describe(layer, path: str, arrays: dict) -> dict:
         return {"activation": name, "params": out}
 
     if isinstance(layer, Dense):
-        store("weights", layer.weights)
+        if isinstance(layer.weights, QuantizedWeights):
+            store("weights", layer.weights.values)
+            store("scales", layer.weights.scales)
+        else:
+            store("weights", layer.weights)
         store("bias", layer.bias)
         return {"kind": "dense", **activation(layer.activation)}
     if isinstance(layer, Affine):
@@ -117,7 +129,24 @@ def check_header(metadata: dict) -> Tuple[int, str, list]:
     layers = metadata.get("layers")
     if not isinstance(layers, list) or not layers:
         raise Invalid("'layers' is missing or empty")
+    precision = metadata.get("precision", dtype)
+    if precision != dtype and (precision not in REDUCED or dtype != "float32" or version < 2):
+        raise Invalid(f"precision {precision!r} is not one of bfloat16, int8 (with dtype "
+                      f"float32) or the dtype")
     return version, dtype, layers
+
+
+def inputs_of(metadata: dict) -> Any:
+    """The declared input width (version 2), or None."""
+    n = metadata.get("inputs")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise Invalid(f"'inputs' must be a positive integer, got {n!r}")
+    return n
+
+
+def precision_of(metadata: dict) -> str:
+    """The network's precision (its dtype, bfloat16 or int8), of checked metadata."""
+    return metadata.get("precision", metadata["dtype"])
 
 
 def check_arrays(metadata: dict, arrays: Dict[str, Any]) -> None:
@@ -125,11 +154,11 @@ def check_arrays(metadata: dict, arrays: Dict[str, Any]) -> None:
     metadata names, each of the file's dtype, with shapes that fit together; checked before
     any data is read, so a file cannot make fastmlp read or inflate what it cannot use."""
     version, dtype, layers = check_header(metadata)
-    walk = _Walk(np.dtype(dtype), lambda name: arrays.get(name))
+    walk = _Walk(np.dtype(dtype), lambda name: arrays.get(name), precision=precision_of(metadata))
     if version == 1:
         walk.chain_v1(layers)
     else:
-        walk.layers(layers, "l", None)
+        walk.layers(layers, "l", inputs_of(metadata))
     expected = walk.names
     if set(arrays) != expected:
         missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
@@ -142,29 +171,52 @@ def check_arrays(metadata: dict, arrays: Dict[str, Any]) -> None:
 def layers_of(metadata: dict, arrays: Dict[str, np.ndarray]) -> Tuple[list, str]:
     """The layer objects and dtype of a file whose arrays passed :func:`check_arrays`."""
     version, dtype, layers = check_header(metadata)
-    walk = _Walk(np.dtype(dtype), arrays.__getitem__, build=True)
+    walk = _Walk(np.dtype(dtype), arrays.__getitem__, build=True,
+                 precision=precision_of(metadata))
     if version == 1:
         return walk.chain_v1(layers), dtype
-    return walk.layers(layers, "l", None)[0], dtype
+    return walk.layers(layers, "l", inputs_of(metadata))[0], dtype
 
 
 class _Walk:
     """Goes through the layer descriptions once: checks names, dtypes and shapes of the
     arrays (with ``get``) and, with ``build``, makes the layer objects."""
 
-    def __init__(self, dtype: np.dtype, get: Callable[[str], Any], build: bool = False):
+    def __init__(self, dtype: np.dtype, get: Callable[[str], Any], build: bool = False,
+                 precision: str = ""):
         self.dtype, self.get, self.build = dtype, get, build
+        self.reduced = precision if precision in REDUCED else None
         self.names: set = set()
 
-    def array(self, name: str, ndim: int, where: str) -> Any:
+    def array(self, name: str, ndim: int, where: str, dtype: Any = None) -> Any:
         self.names.add(name)
         value = self.get(name)
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
         if value is None:
             raise Invalid(f"{where}: the array {name} is missing")
-        if value.dtype != self.dtype or value.ndim != ndim:
+        if value.dtype != dtype or value.ndim != ndim:
             raise Invalid(f"array {name} is {value.ndim}-D {value.dtype}, expected {ndim}-D "
-                          f"{self.dtype}")
+                          f"{dtype}")
         return value
+
+    def weights(self, path: str, where: str) -> Any:
+        """A dense layer's weights: in the dtype, or bfloat16 bits / int8 with scales."""
+        if self.reduced is None:
+            return self.array(f"{path}.weights", 2, where)
+        kind = np.uint16 if self.reduced == "bfloat16" else np.int8
+        values = self.array(f"{path}.weights", 2, where, kind)
+        scales = None
+        if self.reduced == "int8":
+            scales = self.array(f"{path}.scales", 1, where, np.float32)
+            if tuple(scales.shape) != (values.shape[1],):
+                raise Invalid(f"{where}: {values.shape[1]} columns need as many scales, the "
+                              f"file has {scales.shape[0]}")
+        if not self.build:
+            return values
+        try:
+            return QuantizedWeights(self.reduced, values, scales)
+        except ValueError as exc:
+            raise Invalid(f"{where}: {exc}") from None
 
     def chain_v1(self, layers: list) -> list:
         from .layers import Dense
@@ -202,7 +254,7 @@ class _Walk:
         where = f"layer {path[1:]}"
         kind = desc.get("kind") if isinstance(desc, dict) else None
         if kind == "dense":
-            w = self.array(f"{path}.weights", 2, where)
+            w = self.weights(path, where)
             b = self.array(f"{path}.bias", 1, where)
             n_in, n_out = w.shape
             self.width_is(width, n_in, where)

@@ -237,10 +237,11 @@ def _inflate_npz_member(zf, info, header_size, dtype, count):
     with zf.open(info) as member:
         member.read(header_size)
         for begin in range(0, len(view), _CHUNK):
-            piece = member.read(min(_CHUNK, len(view) - begin))
-            if not piece:
-                raise EOFError(f"member {info.filename!r} ends early")
-            view[begin:begin + len(piece)] = piece
+            size = min(_CHUNK, len(view) - begin)
+            piece = member.read(size)
+            if len(piece) != size:  # a stream that ends early, even with a matching CRC
+                raise EOFError(f"member {info.filename!r} ends before its declared size")
+            view[begin:begin + size] = piece
         # Reading the declared size in full makes zipfile check the CRC-32.
     return out
 
@@ -263,7 +264,9 @@ def _map_npz_member(zf, info, path, header_size, dtype, shape, order):
 
 # -- .safetensors -------------------------------------------------------------------------
 
-_ST_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_ST_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
+              # reduced-precision weights: int8 values, bfloat16 bit patterns
+              "I8": np.dtype("i1"), "U16": np.dtype("<u2")}
 _ST_MAX_HEADER = 100_000_000  # the safetensors format's own limit
 
 
@@ -298,10 +301,11 @@ def _parse_safetensors(f, path, mmap):
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise _Invalid("the header has no __metadata__ of strings")
     metadata = dict(raw)
-    if re.fullmatch(r"[0-9]{1,9}", metadata.get("version", "")):
-        metadata["version"] = int(metadata["version"])
+    for key in ("version", "inputs"):  # numbers, as strings in safetensors' metadata
+        if re.fullmatch(r"[0-9]{1,9}", metadata.get(key, "")):
+            metadata[key] = int(metadata[key])
     if "layers" in metadata:
-        metadata["layers"] = _parse_json(metadata["layers"].encode(), "metadata 'layers'")
+        metadata["layers"] = _parse_json(metadata["layers"], "metadata 'layers'")
     data_start, data_size = 8 + header_size, size - 8 - header_size
     return metadata, {name: _safetensors_array(f, path, mmap, name, info, data_start, data_size)
                       for name, info in header.items()}
@@ -320,7 +324,8 @@ def _safetensors_array(f, path, mmap, name, info, data_start, data_size):
         raise _Invalid(f"the header entry of tensor {name!r} is malformed")
     dtype, shape, (begin, end) = _ST_DTYPES.get(entry["dtype"]), tuple(shape), offsets
     if dtype is None:
-        raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']}, expected F32 or F64")
+        raise _Invalid(f"tensor {name!r} has dtype {entry['dtype']}, expected one of "
+                       f"{', '.join(_ST_DTYPES)}")
     count = math.prod(shape)
     if not begin <= end <= data_size or end - begin != count * dtype.itemsize:
         raise _Invalid(f"tensor {name!r} does not fit its byte range (truncated file?)")
@@ -347,7 +352,8 @@ class _Declared:
 
 def _parse_json(data, what):
     try:
-        value = json.loads(bytes(data).decode("utf-8"))
+        # Text as it is (a JSON string may hold a lone surrogate, which UTF-8 cannot encode).
+        value = json.loads(data if isinstance(data, str) else bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _Invalid(f"the {what} is not valid JSON ({exc})") from None
     except RecursionError:
@@ -373,7 +379,8 @@ def _network(metadata, arrays, path):
     import fastmlp
 
     try:
-        return fastmlp.Network(layers, dtype=dtype)
+        return fastmlp.Network(layers, dtype=dtype, precision=_schema.precision_of(metadata),
+                               n_inputs=_schema.inputs_of(metadata))
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a parameter out of range
         raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from exc
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._assemble import Assembler, check_finite, collect_arrays, resolve_dtype
 from ._core import CompiledNetwork, as_real_array, check_threads
+from ._quantize import REDUCED, canonical_precision
 from .layers import Dense, Layer, Residual
 
 _numeric_array = as_real_array
@@ -91,6 +92,14 @@ def _activation_specs(activations, n_layers):
     return specs
 
 
+def _as_array(weights: Any) -> np.ndarray:
+    if isinstance(weights, np.ndarray):
+        return weights
+    values = np.asarray(weights)  # the float32 values of reduced-precision weights
+    values.setflags(write=False)
+    return values
+
+
 def _is_layer_list(value) -> bool:
     return isinstance(value, (list, tuple)) and len(value) > 0 and all(
         isinstance(v, Layer) for v in value)
@@ -129,11 +138,17 @@ class Network(CompiledNetwork):
     outputs); biases: None or one entry per layer (None, or M values as (M,), (M, 1) or
     (1, M)); activations: one name for all layers or one per layer, each a name or (name,
     params). dtype: float32 or float64 (None: float32 when every array given is float32);
-    threads: the default number of threads a call may use (None: all cores).
+    threads: the default number of threads a call may use (None: all cores); precision:
+    None (the dtype's), "bfloat16" ("bf16") or "int8" to store every Dense layer's weights
+    so (inputs and outputs then float32; see ``quantize``); n_inputs: the input's width,
+    needed only when the first layer does not tell it (an Activation, a Residual, an
+    Affine of numbers).
     """
 
     def __init__(self, weights: Any, biases: Any = None, activations: Any = None,
-                 dtype: Any = None, threads: Optional[int] = None) -> None:
+                 dtype: Any = None, threads: Optional[int] = None,
+                 precision: Optional[str] = None, n_inputs: Optional[int] = None) -> None:
+        requested_dtype = dtype
         if getattr(self, "_layers", None) is not None:
             # The compiled layers cannot be replaced; changing only the Python side would
             # describe one network and compute another.
@@ -151,7 +166,21 @@ class Network(CompiledNetwork):
                                 "fastmlp.layers objects")
             layers, dtype = _dense_layers(weights, biases, activations, dtype)
         threads = check_threads(threads)
-        assembler = Assembler(dtype)
+        precision = dtype.name if precision is None else canonical_precision(precision)
+        if precision in REDUCED:
+            if requested_dtype is not None and dtype != np.float32:
+                raise ValueError(f"{precision} networks compute in float32; dtype "
+                                 f"{dtype.name} is not possible with them")
+            dtype = np.dtype(np.float32)
+        elif np.dtype(precision) != dtype:
+            raise ValueError(f"precision {precision} contradicts dtype {dtype.name}")
+        self._precision = precision
+        assembler = Assembler(dtype, precision)
+        if n_inputs is not None:
+            if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) \
+                    or n_inputs < 1:
+                raise ValueError(f"n_inputs must be a positive integer, got {n_inputs!r}")
+            assembler.width = int(n_inputs)
         self._layers = assembler.layers(layers)
         self._dense = tuple(_dense_of(self._layers))
         self._build(assembler.steps, dtype == np.float64, threads)
@@ -163,14 +192,21 @@ class Network(CompiledNetwork):
         return self._layers
 
     @property
+    def precision(self) -> str:
+        """How the Dense layers store their weights: "float32", "float64", "bfloat16" or
+        "int8" (the last two compute in float32)."""
+        return self._precision
+
+    @property
     def shapes(self) -> List[Tuple[int, int]]:
         """(inputs, outputs) of each Dense layer."""
         return [d.weights.shape for d in self._dense]
 
     @property
     def weights(self) -> Tuple[np.ndarray, ...]:
-        """The weights of each Dense layer (N inputs x M outputs)."""
-        return tuple(d.weights for d in self._dense)
+        """The weights of each Dense layer (N inputs x M outputs), as the network uses them
+        (float32 values of reduced-precision weights)."""
+        return tuple(_as_array(d.weights) for d in self._dense)
 
     @property
     def biases(self) -> Tuple[np.ndarray, ...]:
@@ -199,18 +235,38 @@ class Network(CompiledNetwork):
             acts = ", ".join(
                 name + (f"({', '.join(f'{k}={v}' for k, v in p.items())})" if p else "")
                 for name, p in zip(self.activations, self.activation_params))
-            return f"Network({widths}, activations=[{acts}], dtype={self.dtype.name})"
+            return (f"Network({widths}, activations=[{acts}], dtype={self.dtype.name}"
+                    f"{self._precision_text()})")
         inner = ", ".join(repr(layer) for layer in self._layers)
         return (f"Network({self.n_inputs} -> {self.n_outputs}: [{inner}], "
-                f"dtype={self.dtype.name})")
+                f"dtype={self.dtype.name}{self._precision_text()})")
+
+    def _precision_text(self) -> str:
+        return f", precision={self._precision}" if self._precision in REDUCED else ""
 
     def __reduce__(self):
         threads = self.threads or None
-        return (Network, (list(self._layers), None, None, self.dtype.name, threads))
+        return (Network, (list(self._layers), None, None, self.dtype.name, threads,
+                          self._precision, self.n_inputs))
+
+    def quantize(self, precision: str) -> "Network":
+        """A new Network whose Dense weights are stored in `precision`: "bfloat16" (alias
+        "bf16") or "int8" (symmetric, one scale per output column). Inputs and outputs are
+        float32; a float64 network is quantized from its float64 weights. Each layer's
+        inputs are rounded to bfloat16, or quantized to int8 with each row's own scale,
+        so a row's result never depends on the other rows of the batch."""
+        precision = canonical_precision(precision)
+        if precision not in REDUCED:
+            raise ValueError(f"quantize takes bfloat16 or int8, got {precision}; for float32 "
+                             "or float64 use astype")
+        return Network(list(self._layers), dtype="float32", threads=self.threads or None,
+                       precision=precision, n_inputs=self.n_inputs)
 
     def astype(self, dtype: Any) -> "Network":
-        """The same layers computing in another dtype (float32 or float64)."""
-        return Network(list(self._layers), dtype=dtype, threads=self.threads or None)
+        """The same layers computing in another dtype (float32 or float64); reduced weights
+        become their float values."""
+        return Network(list(self._layers), dtype=dtype, threads=self.threads or None,
+                       n_inputs=self.n_inputs)
 
     def save(self, path) -> None:
         """Save to fastmlp's own model file (.npz, or .safetensors with that extra)."""

@@ -17,7 +17,10 @@ from reference import forward, tolerance  # noqa: E402
 WIDTHS = [(1, 1), (3, 17, 2), (17, 33, 1), (33, 257, 3), (257, 300, 31), (5, 600, 40, 9)]
 BATCHES = [1, 2, 3, 5, 7, 8, 9, 16, 23, 24, 25, 47, 48, 49, 100, 511, 512, 513, 1025]
 ACTIVATIONS = ["relu", "tanh", "sigmoid", "softmax", ("leaky_relu", {"negative_slope": 0.3}),
-               "elu", "gelu", "gelu_tanh", "silu", "softplus", "identity"]
+               "elu", "gelu", "gelu_tanh", "silu", "softplus", "identity", "selu",
+               ("celu", {"alpha": 0.5}), "mish", "hardswish", "hardsigmoid", "relu6",
+               ("hardtanh", {"min_val": -0.5, "max_val": 2.0}), ("prelu", {"slope": -0.5}),
+               "softsign", "log_softmax"]
 
 
 def main():

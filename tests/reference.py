@@ -17,6 +17,20 @@ def _softplus(z, beta, threshold):
     return np.where(bz > threshold, z, soft)
 
 
+# PyTorch's SELU constants (torch.nn.SELU's documentation).
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _log_softmax(z):
+    """(z - max) - log(sum e^(z - max)) per row, the sum's terms of the maximum (each 1) added
+    back by log1p so that log(1 + tiny) keeps its digits."""
+    d = z - z.max(axis=-1, keepdims=True)
+    below = np.where(d < 0, np.exp(d), np.where(d == 0, 0.0, d))  # d is NaN otherwise
+    n_max = (d == 0).sum(axis=-1, keepdims=True)
+    return d - np.log1p(below.sum(axis=-1, keepdims=True) + (n_max - 1))
+
+
 def activate(name, z, params=None):
     params = params or {}
     with np.errstate(over="ignore", invalid="ignore"):
@@ -44,6 +58,27 @@ def activate(name, z, params=None):
             return z * _sigmoid(z)
         if name == "softplus":
             return _softplus(z, params.get("beta", 1.0), params.get("threshold", math.inf))
+        if name == "selu":  # scale (max(0, z) + min(0, alpha (e^z - 1)))
+            return SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0)))
+        if name == "celu":  # max(0, z) + min(0, alpha (e^(z/alpha) - 1))
+            alpha = params.get("alpha", 1.0)
+            return np.maximum(z, 0) + np.minimum(0, alpha * np.expm1(z / alpha))
+        if name == "mish":  # z tanh(softplus(z))
+            return z * np.tanh(_softplus(z, 1.0, math.inf))
+        if name == "hardswish":  # z relu6(z + 3) / 6
+            return z * np.clip(z + 3, 0, 6) / 6
+        if name == "hardsigmoid":  # max(0, min(1, alpha z + beta))
+            return np.clip(params.get("alpha", 1 / 6) * z + params.get("beta", 0.5), 0, 1)
+        if name == "relu6":
+            return np.clip(z, 0, 6)
+        if name == "hardtanh":
+            return np.clip(z, params.get("min_val", -1.0), params.get("max_val", 1.0))
+        if name == "prelu":  # slope: a number or one per feature (the last axis)
+            return np.where(z > 0, z, np.asarray(params.get("slope", 0.25)) * z)
+        if name == "softsign":
+            return z / (1 + np.abs(z))
+        if name == "log_softmax":
+            return _log_softmax(z)
     raise ValueError(name)
 
 

@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_names_are_the_table_in_core_order():
     assert fastmlp.activation_names() == (
         "identity", "relu", "tanh", "sigmoid", "softmax", "leaky_relu", "elu", "gelu",
-        "gelu_tanh", "silu", "softplus")
+        "gelu_tanh", "silu", "softplus", "selu", "celu", "mish", "hardswish", "hardsigmoid",
+        "relu6", "hardtanh", "prelu", "softsign", "log_softmax")
     codes = [_activations.resolve(name)[2][0] for name in fastmlp.activation_names()]
     assert codes == list(range(len(codes))), f"codes are not 0..N-1 in order: {codes}"
 
@@ -26,7 +27,7 @@ def test_codes_match_the_c_header():
         pytest.skip("csrc/ is in the repository, not in the installed package")
     text = open(header).read()
     block = re.search(r"typedef enum \{(.*?)\} fm_activation_kind;", text, re.S).group(1)
-    names = re.findall(r"FM_([A-Z_]+)", re.sub(r"/\*.*?\*/", "", block))
+    names = re.findall(r"FM_([A-Z0-9_]+)", re.sub(r"/\*.*?\*/", "", block))
     # The enum counts from 0 in order (FM_IDENTITY = 0, then one more each).
     assert names[:-1] == [n.upper() for n in fastmlp.activation_names()], names
     assert names[-1] == "N_ACTIVATIONS"
@@ -56,8 +57,8 @@ def test_public_defaults_are_a_copy():
 
 
 def test_unknown_name_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown activation 'mish'; valid names: ") as info:
-        _activations.resolve("mish")
+    with pytest.raises(ValueError, match="unknown activation 'swiglu'; valid names: ") as info:
+        _activations.resolve("swiglu")
     for name in fastmlp.activation_names() + ("linear", "logistic", "swish"):
         assert name in str(info.value), f"{name} missing from {info.value}"
 

@@ -531,3 +531,29 @@ def test_safetensors_version_that_only_looks_like_a_number(tmp_path):
         path = safetensors_file(tmp_path / "m.safetensors",
                                 {"__metadata__": dict(meta, version=version)})
         assert "bad format version" in load_error(path)
+
+
+def test_deflate_member_ending_before_its_declared_size(tmp_path):
+    # The stream ends early and its CRC matches what is there: zipfile returns the short
+    # data without complaint; the loader must not hand on a partly uninitialised buffer.
+    import zipfile
+
+    full = npy_bytes(good_arrays()["w0"])
+    short = full[: len(full) - 40]
+
+    def claim_full_size(infos):
+        infos[1].file_size = len(full)
+
+    path = zip_members(tmp_path / "m.npz", good_members(**{"w0.npy": short}),
+                       zipfile.ZIP_DEFLATED, claim_full_size)
+    assert "ends before its declared size" in load_error(path)
+
+
+def test_safetensors_metadata_with_a_lone_surrogate(tmp_path):
+    # Found by the fuzz tests: a JSON "\ud800" in the layers string gave UnicodeEncodeError
+    # without the file's name.
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in good_metadata().items()}
+    for key in ("layers", "format"):
+        path = safetensors_file(tmp_path / "m.safetensors",
+                                {"__metadata__": dict(meta, **{key: "\ud800"})})
+        load_error(path)

@@ -175,8 +175,8 @@ def test_construction_errors():
     err(ValueError, "NaN or infinity", N, [np.array([[1.0, np.nan]])], None, "relu")
     err(ValueError, "NaN or infinity", N, [np.ones((1, 2))], [[np.inf, 0]], "relu")
     err(ValueError, "got 2 activations for 3 layers", N, [np.eye(2)] * 3, None, ["relu", "tanh"])
-    err(ValueError, r"unknown activation 'relu6'; valid names: .*elu.*sigmoid", N, [np.eye(2)],
-        None, "relu6")
+    err(ValueError, r"unknown activation 'relu7'; valid names: .*elu.*sigmoid", N, [np.eye(2)],
+        None, "relu7")
     err(ValueError, "no parameter 'slope'", N, [np.eye(2)], None, ("leaky_relu", {"slope": 1}))
     err(ValueError, "must be float32 or float64", N, [np.eye(2)], None, "relu", dtype=np.int32)
     err(TypeError, "real numbers", N, [np.eye(2).astype(complex)], None, "relu")

@@ -228,7 +228,8 @@ static void epilogue(const fm_layer *layer, float *out, size_t ldo, size_t rows,
     const int kind = layer->activation.kind;
     if (!apply_activation || kind == FM_IDENTITY) return;
     /* Softmax needs whole rows: the caller runs it once every column is done. */
-    if (kind == FM_SOFTMAX && !(first == 0 && end_col == layer->n_out)) return;
+    if (fm_activation_needs_whole_rows(kind) && !(first == 0 && end_col == layer->n_out))
+        return;
     fm_activation act = layer->activation;
     if (act.vec) act.vec = (const float *)act.vec + first_col;
     FM_SYM(fm_activate_f32)(act, out + first_col, rows, (size_t)(end_col - first_col), ldo);

@@ -56,6 +56,10 @@ Layer = Tuple[np.ndarray, np.ndarray, str, Mapping[str, float]]
 
 def layers_of(net: Any) -> Sequence[Layer]:
     """(weights, bias, activation name, parameters) of each layer of a fastmlp.Network."""
+    if not net.is_dense_chain:
+        kinds = sorted({type(layer).__name__ for layer in net.layers} - {"Dense"})
+        raise ValueError(f"the plain-numpy forward pass covers chains of Dense layers only; "
+                         f"this network has {', '.join(kinds)} layers")
     return list(zip(net.weights, net.biases, net.activations, net.activation_params))
 
 

@@ -4,7 +4,8 @@ Version 1 (a chain of dense layers; written whenever a network is one, so older 
 versions read it): ``{"format": "fastmlp", "version": 1, "dtype": ..., "layers":
 [{"activation": name, "params": {...}}, ...]}`` with arrays ``w0, b0, w1, b1, ...``.
 
-Version 2 (any list of layers): ``"layers"`` holds one entry per layer with its ``"kind"``:
+Version 2 (any list of layers; ``"inputs"`` the input width, ``"precision"`` bfloat16 or
+int8 for reduced weights): ``"layers"`` holds one entry per layer with its ``"kind"``:
 
 - ``{"kind": "dense", "activation": name, "params": {...}}``, arrays ``P.weights``, ``P.bias``
 - ``{"kind": "affine", "scale": bool, "shift": bool}``, arrays ``P.scale`` / ``P.shift``
@@ -57,7 +58,8 @@ def describe(net) -> Tuple[dict, Dict[str, np.ndarray]]:
         return {"format": FORMAT, "version": 1, "dtype": dtype, "layers": layers}, arrays
     arrays = {}
     layers = [_describe(layer, f"l{i}", arrays) for i, layer in enumerate(net.layers)]
-    metadata = {"format": FORMAT, "version": 2, "dtype": dtype, "layers": layers}
+    metadata = {"format": FORMAT, "version": 2, "dtype": dtype, "inputs": net.n_inputs,
+                "layers": layers}
     if reduced:
         metadata["precision"] = net.precision
     return metadata, arrays
@@ -134,6 +136,14 @@ def check_header(metadata: dict) -> Tuple[int, str, list]:
     return version, dtype, layers
 
 
+def inputs_of(metadata: dict) -> Any:
+    """The declared input width (version 2), or None."""
+    n = metadata.get("inputs")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise Invalid(f"'inputs' must be a positive integer, got {n!r}")
+    return n
+
+
 def precision_of(metadata: dict) -> str:
     """The network's precision (its dtype, bfloat16 or int8), of checked metadata."""
     return metadata.get("precision", metadata["dtype"])
@@ -148,7 +158,7 @@ def check_arrays(metadata: dict, arrays: Dict[str, Any]) -> None:
     if version == 1:
         walk.chain_v1(layers)
     else:
-        walk.layers(layers, "l", None)
+        walk.layers(layers, "l", inputs_of(metadata))
     expected = walk.names
     if set(arrays) != expected:
         missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
@@ -165,7 +175,7 @@ def layers_of(metadata: dict, arrays: Dict[str, np.ndarray]) -> Tuple[list, str]
                  precision=precision_of(metadata))
     if version == 1:
         return walk.chain_v1(layers), dtype
-    return walk.layers(layers, "l", None)[0], dtype
+    return walk.layers(layers, "l", inputs_of(metadata))[0], dtype
 
 
 class _Walk:

@@ -301,8 +301,9 @@ def _parse_safetensors(f, path, mmap):
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise _Invalid("the header has no __metadata__ of strings")
     metadata = dict(raw)
-    if re.fullmatch(r"[0-9]{1,9}", metadata.get("version", "")):
-        metadata["version"] = int(metadata["version"])
+    for key in ("version", "inputs"):  # numbers, as strings in safetensors' metadata
+        if re.fullmatch(r"[0-9]{1,9}", metadata.get(key, "")):
+            metadata[key] = int(metadata[key])
     if "layers" in metadata:
         metadata["layers"] = _parse_json(metadata["layers"], "metadata 'layers'")
     data_start, data_size = 8 + header_size, size - 8 - header_size
@@ -378,7 +379,8 @@ def _network(metadata, arrays, path):
     import fastmlp
 
     try:
-        return fastmlp.Network(layers, dtype=dtype, precision=_schema.precision_of(metadata))
+        return fastmlp.Network(layers, dtype=dtype, precision=_schema.precision_of(metadata),
+                               n_inputs=_schema.inputs_of(metadata))
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a parameter out of range
         raise ValueError(f"{path}: not a valid fastmlp model: {exc}") from exc
 

@@ -140,12 +140,14 @@ class Network(CompiledNetwork):
     params). dtype: float32 or float64 (None: float32 when every array given is float32);
     threads: the default number of threads a call may use (None: all cores); precision:
     None (the dtype's), "bfloat16" ("bf16") or "int8" to store every Dense layer's weights
-    so (inputs and outputs then float32; see ``quantize``).
+    so (inputs and outputs then float32; see ``quantize``); n_inputs: the input's width,
+    needed only when the first layer does not tell it (an Activation, a Residual, an
+    Affine of numbers).
     """
 
     def __init__(self, weights: Any, biases: Any = None, activations: Any = None,
                  dtype: Any = None, threads: Optional[int] = None,
-                 precision: Optional[str] = None) -> None:
+                 precision: Optional[str] = None, n_inputs: Optional[int] = None) -> None:
         requested_dtype = dtype
         if getattr(self, "_layers", None) is not None:
             # The compiled layers cannot be replaced; changing only the Python side would
@@ -174,6 +176,11 @@ class Network(CompiledNetwork):
             raise ValueError(f"precision {precision} contradicts dtype {dtype.name}")
         self._precision = precision
         assembler = Assembler(dtype, precision)
+        if n_inputs is not None:
+            if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) \
+                    or n_inputs < 1:
+                raise ValueError(f"n_inputs must be a positive integer, got {n_inputs!r}")
+            assembler.width = int(n_inputs)
         self._layers = assembler.layers(layers)
         self._dense = tuple(_dense_of(self._layers))
         self._build(assembler.steps, dtype == np.float64, threads)
@@ -240,7 +247,7 @@ class Network(CompiledNetwork):
     def __reduce__(self):
         threads = self.threads or None
         return (Network, (list(self._layers), None, None, self.dtype.name, threads,
-                          self._precision))
+                          self._precision, self.n_inputs))
 
     def quantize(self, precision: str) -> "Network":
         """A new Network whose Dense weights are stored in `precision`: "bfloat16" (alias
@@ -253,12 +260,13 @@ class Network(CompiledNetwork):
             raise ValueError(f"quantize takes bfloat16 or int8, got {precision}; for float32 "
                              "or float64 use astype")
         return Network(list(self._layers), dtype="float32", threads=self.threads or None,
-                       precision=precision)
+                       precision=precision, n_inputs=self.n_inputs)
 
     def astype(self, dtype: Any) -> "Network":
         """The same layers computing in another dtype (float32 or float64); reduced weights
         become their float values."""
-        return Network(list(self._layers), dtype=dtype, threads=self.threads or None)
+        return Network(list(self._layers), dtype=dtype, threads=self.threads or None,
+                       n_inputs=self.n_inputs)
 
     def save(self, path) -> None:
         """Save to fastmlp's own model file (.npz, or .safetensors with that extra)."""

@@ -70,8 +70,9 @@ def predict_file(net: "Network", source: PathLike, destination: PathLike, *,
     with open_reader(source, batch_rows, net.dtype, columns=columns, header=header,
                      delimiter=delimiter) as table:
         if table.width != net.n_inputs:
-            raise ValueError(f"{source} has {_count(table.width, 'feature column')} but the "
-                             f"network expects {_count(net.n_inputs, 'input')}{table.hint}")
+            raise ValueError(f"{_label(source)} has {_count(table.width, 'feature column')} "
+                             f"but the network expects {_count(net.n_inputs, 'input')}"
+                             f"{table.hint}")
         with _destination(destination) as target:
             writer = open_writer(target, fmt_out, net.n_outputs, net.dtype)
             try:
@@ -110,6 +111,11 @@ def data_format(path: PathLike, role: str = "input") -> str:
         raise ValueError(f"{path}: unknown {role} format {suffix or '(no suffix)'!r}; "
                          f"expected {', '.join(DATA_SUFFIXES)} or - (CSV on stdin/stdout)")
     return suffix
+
+
+def _label(path: str) -> str:
+    """How messages name a source: a path, or standard input for "-"."""
+    return "standard input" if path == STDIO else path
 
 
 def _count(n: int, noun: str) -> str:
@@ -463,19 +469,20 @@ def _read_csv(path: str, batch_rows: int, dtype: Any,
     if not delimiter or "\n" in delimiter or '"' in delimiter:
         raise ValueError(f"invalid CSV delimiter {delimiter!r}")
     size = None if path == STDIO else max(os.path.getsize(path), 1)
+    label = _label(path)
     with _open_text(path) as f:
         try:
             first = f.readline()
         except UnicodeDecodeError as exc:
-            raise _not_utf8(path, exc) from None
+            raise _not_utf8(label, exc) from None
         if not first.strip():
-            raise ValueError(f"{path}: " + ("empty input" if not first else "the first line is "
+            raise ValueError(f"{label}: " + ("empty input" if not first else "the first line is "
                                             "empty") + "; expected a header or rows of numbers")
         fields = _split(first, delimiter)
         if header is None:
             header = _looks_like_header(fields, first, delimiter)
         names = [s.strip().strip('"') for s in fields] if header else None
-        cols = _column_indices(columns, names, len(fields), path)
+        cols = _column_indices(columns, names, len(fields), label)
 
         def blocks() -> Iterator[tuple[np.ndarray, Optional[float]]]:
             pending = [] if header else [first]
@@ -485,12 +492,12 @@ def _read_csv(path: str, batch_rows: int, dtype: Any,
                 try:
                     lines = pending + list(itertools.islice(f, batch_rows - len(pending)))
                 except UnicodeDecodeError as exc:
-                    raise _not_utf8(path, exc) from None
+                    raise _not_utf8(label, exc) from None
                 pending = []
                 if not lines:
                     return
                 consumed += sum(map(len, lines))
-                x = _parse_csv(lines, line_no, path, dtype, delimiter, cols, len(fields))
+                x = _parse_csv(lines, line_no, label, dtype, delimiter, cols, len(fields))
                 yield x, (None if size is None else min(consumed / size, 1.0))
                 line_no += len(lines)
 

@@ -393,3 +393,29 @@ def test_one_layer_model_is_described_in_the_singular(tmp_path):
     fastmlp.Network([np.ones((1, 1), np.float32)], None, "identity").save(path)
     result = run_in_process("info", path)
     assert f"{path}: 1 layer, 1 input -> 1 output, float32" in result.stdout, result.stdout
+
+
+def layer_network():
+    from fastmlp import Activation, Dense, LayerNorm, Residual
+
+    return fastmlp.Network([Dense(np.ones((3, 4)), None, "relu"), LayerNorm(width=4),
+                            Residual([Dense(np.ones((4, 4)))]), Activation("tanh"),
+                            Dense(np.ones((4, 2)))])
+
+
+def test_convert_dtype_keeps_every_layer():
+    from fastmlp.cli import convert
+
+    net = layer_network()
+    converted = convert.with_dtype(net, "float32")
+    assert converted.dtype == np.float32
+    assert [type(layer) for layer in converted.layers] == [type(layer) for layer in net.layers]
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    np.testing.assert_allclose(converted.forward(x), net.forward(x), rtol=1e-6)
+
+
+def test_numpy_race_refuses_layers_it_cannot_compute():
+    from fastmlp import _numpy_forward
+
+    with pytest.raises(ValueError, match="Dense layers only; this network has Activation"):
+        _numpy_forward.layers_of(layer_network())

@@ -537,3 +537,11 @@ def test_predict_file_checks_the_width_before_writing(tmp_path, model, x):
     with pytest.raises(ValueError, match="has 5 feature columns but the network expects 6"):
         fastmlp.predict_file(model[1], source, tmp_path / "o.npy")
     assert leftovers(tmp_path) == [] and not (tmp_path / "o.npy").exists()
+
+
+def test_stdin_errors_say_standard_input(tmp_path, model):
+    assert_one_line_error(run("predict", model[0], "-", "-o", tmp_path / "o.npy",
+                              stdin="1,2,3,4,5,6\n1,2,x,4,5,6\n"),
+                          "standard input, line 2: 'x' is not a number")
+    assert_one_line_error(run_in_process("predict", model[0], "-", "-o", "-", stdin="1,2\n"),
+                          "standard input has 2 feature columns but the network expects 6")

@@ -180,3 +180,157 @@ def test_top_level_name():
     X, rng = data(np.float64)
     model = fastmlp.from_sklearn(fit(MLPRegressor, X, rng.normal(size=len(X))))
     assert isinstance(model, MLPRegressorModel)
+
+
+# -- input checks as scikit-learn's --------------------------------------------------------
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "contains NaN"), (np.inf, "infinity"),
+                                          (-np.inf, "infinity")])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_finite_input_raises_like_sklearn(bad, message, dtype):
+    X, rng = data(dtype)
+    clf = fit(MLPClassifier, X, rng.integers(0, 3, len(X)))
+    model = from_sklearn(clf)
+    X[7, 2] = bad
+    for predict in ("predict", "predict_proba", "predict_log_proba"):
+        with pytest.raises(ValueError, match=message):
+            getattr(clf, predict)(X)
+        with pytest.raises(ValueError, match=message):
+            getattr(model, predict)(X)
+    with pytest.raises(ValueError, match=message):
+        from_sklearn(fit(MLPRegressor, X[8:], rng.normal(size=len(X) - 8))).predict(X)
+
+
+def sparse_formats():
+    sparse = pytest.importorskip("scipy.sparse")
+    return [sparse.csr_matrix, sparse.csc_matrix, sparse.coo_matrix, sparse.dok_matrix,
+            sparse.lil_matrix, sparse.csr_array]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_input_like_sklearn(dtype):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X[:300] / 16).astype(dtype)  # digits are mostly zeros: a natural sparse input
+    clf = MLPClassifier(hidden_layer_sizes=(20,), max_iter=30, random_state=0).fit(X, y[:300])
+    model = from_sklearn(clf)
+    for make in sparse_formats():
+        Xs = make(X)
+        np.testing.assert_array_equal(model.predict(Xs), clf.predict(Xs))
+        assert_close(model.predict_proba(Xs), clf.predict_proba(Xs), dtype)
+        # The same bits as the dense input: rows do not depend on the blocks they came in.
+        np.testing.assert_array_equal(model.predict_proba(Xs), model.predict_proba(X))
+
+
+def test_sparse_input_is_made_dense_in_bounded_blocks(monkeypatch):
+    import fastmlp.interop.sklearn as wrapper
+
+    sparse = pytest.importorskip("scipy.sparse")
+    X, rng = data(np.float64, n=103)
+    X[X < 0.5] = 0
+    model = from_sklearn(fit(MLPRegressor, X, rng.normal(size=(len(X), 2))))
+    expected = model.predict(X)
+    network, seen = model.network, []
+
+    class Recording:  # the Network, recording the rows of every call
+        n_inputs, n_outputs, dtype = network.n_inputs, network.n_outputs, network.dtype
+
+        def __call__(self, x, out=None):
+            seen.append(x.shape)
+            return network(x, out=out)
+
+    monkeypatch.setattr(wrapper, "_BLOCK_VALUES", 5 * X.shape[1])
+    model.network = Recording()
+    np.testing.assert_array_equal(model.predict(sparse.csc_matrix(X)), expected)
+    assert [rows for rows, _ in seen] == [5] * 20 + [3]
+    with pytest.raises(ValueError, match="X has 4 features, but this model is expecting 5"):
+        model.predict(sparse.csr_matrix(X[:, :4]))
+    bad = sparse.csr_matrix(X)
+    bad.data[3] = np.nan
+    with pytest.raises(ValueError, match="contains NaN"):
+        model.predict(bad)
+
+
+# -- pipelines of scalers -------------------------------------------------------------------
+
+def scalers():
+    from sklearn import preprocessing as pre
+
+    return {"standard": pre.StandardScaler(), "minmax": pre.MinMaxScaler((-1, 2)),
+            "maxabs": pre.MaxAbsScaler(), "robust": pre.RobustScaler(),
+            "minmax clipped": pre.MinMaxScaler(clip=True),
+            "standard, no mean": pre.StandardScaler(with_mean=False),
+            "robust, no scaling": pre.RobustScaler(with_scaling=False)}
+
+
+def dataset(name, dtype):
+    from sklearn import datasets
+
+    X, y = {"iris": datasets.load_iris, "wine": datasets.load_wine,
+            "breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits,
+            "diabetes": datasets.load_diabetes}[name](return_X_y=True)
+    return X.astype(dtype), y
+
+
+PIPELINES = [(scaler, data) for scaler, data in zip(
+    ["standard", "minmax", "maxabs", "robust", "minmax clipped", "standard, no mean",
+     "robust, no scaling"],
+    ["iris", "wine", "breast_cancer", "digits", "iris", "wine", "breast_cancer"])]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scaler, data", PIPELINES)
+def test_pipeline_classifier_matches(dtype, scaler, data):
+    from sklearn.pipeline import make_pipeline
+
+    if scaler == "minmax clipped" and "hardtanh" not in fastmlp_activations():
+        pytest.skip("this fastmlp core lacks hardtanh")
+    X, y = dataset(data, dtype)
+    pipe = make_pipeline(scalers()[scaler], MLPClassifier(hidden_layer_sizes=(16,), max_iter=40,
+                                                          random_state=0)).fit(X, y)
+    model = from_sklearn(pipe)
+    assert type(model.network.layers[0]).__name__ == "Affine"
+    Xt = X * 1.5 if scaler == "minmax clipped" else X  # outside the fitted range: clipped
+    np.testing.assert_array_equal(model.predict(Xt), pipe.predict(Xt))
+    assert_close(model.predict_proba(Xt), pipe.predict_proba(Xt), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pipeline_regressor_matches_on_diabetes(dtype):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = dataset("diabetes", dtype)
+    pipe = Pipeline([("scale", StandardScaler()), ("skip", "passthrough"),
+                     ("mlp", MLPRegressor(hidden_layer_sizes=(16, 8), max_iter=40,
+                                          random_state=0))]).fit(X, y.astype(dtype))
+    model = from_sklearn(pipe)
+    assert isinstance(model, MLPRegressorModel)
+    assert_close(model.predict(X), pipe.predict(X), dtype)
+
+
+def fastmlp_activations():
+    import fastmlp
+
+    return fastmlp.activation_names()
+
+
+def test_pipeline_refusals_name_the_step():
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer, StandardScaler
+
+    X, y = dataset("iris", np.float64)
+    pipe = make_pipeline(StandardScaler(), PCA(2), MLPClassifier(max_iter=5)).fit(X, y)
+    with pytest.raises(ValueError, match=r"pipeline step 'pca' \(PCA\): not supported; a "
+                                         r"Pipeline may have StandardScaler"):
+        from_sklearn(pipe)
+    pipe = make_pipeline(Normalizer(), MLPClassifier(max_iter=5)).fit(X, y)
+    with pytest.raises(ValueError, match=r"step 'normalizer' \(Normalizer\)"):
+        from_sklearn(pipe)
+    with pytest.raises(TypeError, match="a Pipeline ending in MLPClassifier or MLPRegressor, "
+                                        "got LogisticRegression"):
+        from_sklearn(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y))
+    with pytest.raises(ValueError, match=r"step 'standardscaler' \(StandardScaler\): not fitted"):
+        from_sklearn(make_pipeline(StandardScaler(), fit(MLPClassifier, X, y)))

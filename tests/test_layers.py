@@ -224,7 +224,7 @@ def rewrite_metadata(path, change):
 @pytest.mark.parametrize("change, message", [
     (lambda m, a: m["layers"][1].update(kind="conv"), "layer 1: unknown kind 'conv'"),
     (lambda m, a: a.update({"l0.scale": np.ones(3, np.float32)}),
-     r"layer 1 takes 4 features but the layer before it gives 3"),
+     r"layer 0 takes 3 features but the layer before it gives 4"),
     (lambda m, a: a.update({"l9.weights": np.ones((2, 2), np.float32)}), "unexpected l9.weights"),
     (lambda m, a: m["layers"][2]["layers"][0].update(eps=-1), r"layer 2.0: eps must be"),
     (lambda m, a: m["layers"][2].update(layers=[]), "expected a non-empty list of layers"),
@@ -238,3 +238,37 @@ def test_damaged_version_2_files_are_explained(tmp_path, change, message):
     rewrite_metadata(path, change)
     with pytest.raises(ValueError, match=message):
         fastmlp.load(path)
+
+
+@pytest.mark.parametrize("precision", [None, "bfloat16", "int8"])
+def test_prelu_with_one_slope_per_feature(tmp_path, precision):
+    slopes = np.array([0.1, 0.2, 0.3, 0.4])
+    net = fastmlp.Network([Dense(np.eye(4), None, ("prelu", {"slope": slopes})),
+                           Activation(("prelu", {"slope": slopes[::-1]})),
+                           Dense(np.ones((4, 3)), None, "log_softmax")], precision=precision)
+    x = np.array([[-1.0, -2.0, 3.0, -4.0]], dtype=net.dtype)
+    hidden = np.where(x > 0, x, slopes * x)
+    hidden = np.where(hidden > 0, hidden, slopes[::-1] * hidden)
+    np.testing.assert_allclose(net.trace(x)[1][1], hidden, rtol=1e-2 if precision else 1e-12)
+    net.save(tmp_path / "m.npz")
+    back = fastmlp.load(tmp_path / "m.npz")
+    assert np.array_equal(back(x), net(x)) and back.layers == net.layers
+    with pytest.raises(ValueError, match="layer 0: prelu slope has 3 values for 4 features"):
+        fastmlp.Network([Dense(np.eye(4), None, ("prelu", {"slope": slopes[:3]}))])
+
+
+def test_a_network_may_start_with_an_activation_or_a_residual(tmp_path):
+    net = fastmlp.Network([Activation("tanh"), Residual([Dense(np.eye(3) * 2)]),
+                           Dense(np.ones((3, 1)))], n_inputs=3)
+    x = np.array([[0.5, -1.0, 2.0]])
+    want = forward_layers(net.layers, x)
+    np.testing.assert_allclose(net(x), want, rtol=1e-15)
+    net.save(tmp_path / "m.npz")
+    assert np.array_equal(fastmlp.load(tmp_path / "m.npz")(x), net(x))
+    assert np.array_equal(pickle.loads(pickle.dumps(net))(x), net(x))
+    assert np.array_equal(net.quantize("bf16").astype("float64")(x).shape, (1, 1))
+    with pytest.raises(ValueError, match="an Activation first needs a layer that sets the width"):
+        fastmlp.Network([Activation("tanh"), Dense(np.eye(3))])
+    with pytest.raises(ValueError, match=r"layer 0 \(Dense .*\) takes 3 features but the layer "
+                                         "before it gives 4"):
+        fastmlp.Network([Dense(np.eye(3))], n_inputs=4)

@@ -66,7 +66,8 @@ def _layer_rows(layers: Any, prefix: str) -> List[Dict[str, Any]]:
             n = size or width
             row.update(inputs=n, outputs=n, parameters=sum(a.size for a in arrays))
         if isinstance(layer, (Dense, Activation)):
-            name, params = layer.activation
+            activation: Any = layer.activation  # (name, params) once inside a Network
+            name, params = activation
             vectors = {k: v for k, v in params.items() if np.ndim(v)}
             row["parameters"] += sum(np.size(v) for v in vectors.values())
             row.update(activation=name, activation_params={

@@ -2,14 +2,15 @@
 
 Each importer imports its framework only when called, so ``import fastmlp`` stays light:
 
-- :func:`from_sklearn` -- a fitted ``MLPClassifier`` / ``MLPRegressor``
-- :func:`from_torch` -- an ``nn.Sequential`` of ``nn.Linear`` and activations
-- :func:`from_keras` -- a Keras 3 Sequential or functional chain of ``Dense`` layers
-- :func:`from_onnx` -- an ONNX graph that is a chain of Gemm / MatMul + Add and activations
+- :func:`from_sklearn` -- a fitted ``MLPClassifier`` / ``MLPRegressor``, or a Pipeline of
+  scalers ending in one
+- :func:`from_torch` -- an ``nn.Module`` whose forward is a (residual) chain, read by torch.fx
+- :func:`from_keras` -- a Keras 3 Sequential or functional model (residual ``Add`` blocks too)
+- :func:`from_onnx` -- an ONNX graph that is a (residual) chain, or a skl2onnx classifier
 
-Every importer copies the weights exactly (the only arithmetic is the folding of batch
-normalisation and similar per-feature affine maps into the adjacent dense layer) and raises
-``ValueError`` naming the layer or node it cannot represent, and why.
+Every importer copies the weights exactly, keeps per-feature maps, layer norms and residual
+blocks as their own steps (see :mod:`fastmlp.interop._chain`) and raises ``ValueError`` naming
+the layer or node it cannot represent, and why.
 """
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ def from_sklearn(estimator: Any) -> "Network":
 
 
 def from_torch(module: Any) -> "Network":
-    """Convert a PyTorch ``nn.Sequential``; see :func:`fastmlp.interop.torch.from_torch`."""
+    """Convert a PyTorch ``nn.Module``; see :func:`fastmlp.interop.torch.from_torch`."""
     from .torch import from_torch as convert
 
     return convert(module)

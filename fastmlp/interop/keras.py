@@ -1,4 +1,5 @@
-"""Convert a Keras 3 model (Sequential or a functional chain of Dense layers) to a Network."""
+"""Convert a Keras 3 model (Sequential, or a functional chain of layers with residual ``Add``
+blocks) to a Network."""
 
 import functools
 import inspect
@@ -8,13 +9,20 @@ import numpy as np
 from ._chain import DenseChain, model_dtype, require
 
 SUPPORTED_LAYERS = (
-    "Dense, Activation, ReLU, LeakyReLU, ELU, Softmax, BatchNormalization, Dropout, Identity, "
-    "Flatten, InputLayer and nested Sequential / functional models"
+    "Dense, Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax, BatchNormalization, "
+    "LayerNormalization, Normalization (adapted), Rescaling, Add (x + f(x)), Dropout, "
+    "GaussianNoise, GaussianDropout, AlphaDropout, SpatialDropout, ActivityRegularization, "
+    "Identity, Flatten, InputLayer and nested Sequential / functional models"
 )
 SUPPORTED_ACTIVATIONS = (
-    "linear, relu (without max_value / threshold), leaky_relu, elu, gelu, silu / swish, "
-    "softplus, sigmoid, tanh, softmax (last axis)"
+    "linear, relu (without threshold), relu6, leaky_relu, elu, celu, selu, gelu, silu / swish, "
+    "mish, softplus, softsign, sigmoid, hard_sigmoid, hard_silu / hard_swish, tanh, softmax and "
+    "log_softmax (last axis)"
 )
+# Layers that only act in training: identities at inference.
+_INFERENCE_NO_OPS = ("Dropout", "InputLayer", "Identity", "Flatten", "GaussianNoise",
+                     "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+                     "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
 
 
 def from_keras(model):
@@ -36,12 +44,28 @@ def from_keras(model):
         raise TypeError(f"from_keras expects a Keras model or layer, got {type(model).__name__}")
     chain = DenseChain()
     dtypes = []
-    for layer in _chain_layers(model, keras):
-        where = f"layer {layer.name!r} ({type(layer).__name__})"
-        if hasattr(layer, "built") and not layer.built:
-            raise ValueError(f"{where}: not built yet; call the model on data or build() it")
-        _convert(chain, layer, where, keras, dtypes)
+    _convert_all(chain, _chain_layers(model, keras), keras, dtypes)
     return chain.build(model_dtype(dtypes, "the model"), "the model")
+
+
+def _convert_all(chain, items, keras, dtypes):
+    for item in items:
+        if isinstance(item, _Residual):
+            mark = chain.mark()
+            _convert_all(chain, item.body, keras, dtypes)
+            chain.residual_since(mark, f"layer {item.add.name!r} (Add)")
+            continue
+        where = f"layer {item.name!r} ({type(item).__name__})"
+        if hasattr(item, "built") and not item.built:
+            raise ValueError(f"{where}: not built yet; call the model on data or build() it")
+        _convert(chain, item, where, keras, dtypes)
+
+
+class _Residual:
+    """``Add()([x, f(x)])``: ``body`` the layers of f, in call order."""
+
+    def __init__(self, body, add):
+        self.body, self.add = body, add
 
 
 def _chain_layers(model, keras):
@@ -51,10 +75,17 @@ def _chain_layers(model, keras):
         for layer in model.layers:
             yield from _chain_layers(layer, keras)
     elif isinstance(model, keras.Model):
-        for op in _functional_chain(model, keras):
-            yield from _chain_layers(op, keras)
+        yield from _expand(_functional_chain(model, keras), keras)
     else:
         yield model
+
+
+def _expand(items, keras):
+    for item in items:
+        if isinstance(item, _Residual):
+            yield _Residual(list(_expand(item.body, keras)), item.add)
+        else:
+            yield from _chain_layers(item, keras)
 
 
 def _check_input_rank(model, keras):
@@ -83,17 +114,43 @@ def _functional_chain(model, keras):
         raise ValueError(f"{where}: has {len(inputs)} inputs and {len(outputs)} outputs; "
                          "only single-input, single-output chains are supported")
     _check_input_rank(model, keras)
-    ops = []
-    tensor = outputs[0]
-    while tensor is not inputs[0]:
+    return _walk_back(outputs[0], inputs[0], where, keras)
+
+
+class _Unreachable(Exception):
+    """The walk back from a tensor met the model input before the tensor it looked for."""
+
+
+def _walk_back(tensor, stop, where, keras, model_input=None):
+    """The operations from ``stop`` to ``tensor``, in call order; Add([x, f(x)]) as _Residual."""
+    model_input = stop if model_input is None else model_input
+    items = []
+    while tensor is not stop:
+        if tensor is model_input:
+            raise _Unreachable()
         op, node_index, _ = tensor._keras_history
         parents = op._inbound_nodes[node_index].input_tensors
-        if len(parents) != 1:
-            raise ValueError(f"{where}: operation {op.name!r} ({type(op).__name__}) takes "
-                             f"{len(parents)} inputs; only a chain of layers is supported")
-        ops.append(op)
-        tensor = parents[0]
-    return ops[::-1]
+        if len(parents) == 1:
+            items.append(op)
+            tensor = parents[0]
+            continue
+        if _plain(op, keras.layers.Add) and len(parents) == 2:
+            for skip, body in (parents, parents[::-1]):
+                try:
+                    inner = _walk_back(body, skip, where, keras, model_input)
+                except _Unreachable:
+                    continue
+                items.append(_Residual(inner, op))
+                tensor = skip
+                break
+            else:
+                raise ValueError(f"{where}: operation {op.name!r} (Add) adds two branches, "
+                                 "not x + f(x); only chains and residual blocks are supported")
+            continue
+        raise ValueError(f"{where}: operation {op.name!r} ({type(op).__name__}) takes "
+                         f"{len(parents)} inputs; only a chain of layers (and residual Adds) "
+                         "is supported")
+    return items[::-1]
 
 
 def _numpy(variable, keras, dtypes):
@@ -114,7 +171,15 @@ def _convert(chain, layer, where, keras, dtypes):
         chain.activation(*_activation(layer.activation, where, keras), where)
     elif _plain(layer, L.BatchNormalization):
         chain.affine(*_batchnorm(layer, where, keras, dtypes), where)
-    elif any(_plain(layer, cls) for cls in (L.Dropout, L.InputLayer, L.Identity, L.Flatten)):
+    elif _plain(layer, L.LayerNormalization):
+        _layer_norm(chain, layer, where, keras, dtypes)
+    elif _plain(layer, L.Normalization):
+        chain.affine(*_normalization(layer, where, keras, dtypes), where)
+    elif _plain(layer, L.Rescaling):
+        chain.affine(_constant(layer.scale, keras), _constant(layer.offset, keras), where)
+    elif _plain(layer, L.PReLU):
+        chain.activation("prelu", {"slope": _slope(layer, where, keras, dtypes)}, where)
+    elif any(_plain(layer, getattr(L, name)) for name in _INFERENCE_NO_OPS):
         pass  # no-ops at inference (Flatten keeps the batch axis of a 2-D input)
     else:
         chain.activation(*_activation_layer(layer, where, keras), where)
@@ -139,6 +204,50 @@ def _batchnorm(layer, where, keras, dtypes):
     return scale, shift
 
 
+def _features_axis(axis, where):
+    axis = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
+    if axis not in ((-1,), (1,)):
+        raise ValueError(f"{where}: works over axis {axis}, not the features")
+
+
+def _layer_norm(chain, layer, where, keras, dtypes):
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta over each row's features."""
+    _features_axis(layer.axis, where)
+    if getattr(layer, "rms_scaling", False):
+        raise ValueError(f"{where}: rms_scaling=True is not supported")
+    gamma = _numpy(layer.gamma, keras, dtypes) if layer.scale else None
+    beta = _numpy(layer.beta, keras, dtypes) if layer.center else None
+    chain.layer_norm(gamma, beta, layer.epsilon, where)
+
+
+def _normalization(layer, where, keras, dtypes):
+    """(scale, shift) of an adapted Normalization: (x - mean) / max(sqrt(var), epsilon)."""
+    _features_axis(layer.axis, where)
+    if getattr(layer, "mean", None) is None:
+        raise ValueError(f"{where}: not adapted yet (call adapt() or give mean and variance)")
+    mean = _constant(layer.mean, keras).reshape(-1)
+    deviation = np.maximum(np.sqrt(_constant(layer.variance, keras).reshape(-1)),
+                           keras.backend.epsilon())
+    dtypes.append(keras.backend.standardize_dtype(layer.dtype))
+    if layer.invert:
+        return deviation, mean
+    return 1.0 / deviation, -mean / deviation
+
+
+def _constant(value, keras):
+    """A layer's constant (a number, list, tensor or variable) as float64 numpy."""
+    if not isinstance(value, (int, float, list, tuple)):
+        value = keras.ops.convert_to_numpy(value)
+    return np.asarray(value, dtype=np.float64)
+
+
+def _slope(layer, where, keras, dtypes):
+    if layer.shared_axes:
+        raise ValueError(f"{where}: shared_axes={layer.shared_axes} on (batch, features) input")
+    slope = _numpy(layer.alpha, keras, dtypes).reshape(-1)
+    return float(slope[0]) if slope.size == 1 else slope
+
+
 def _activation_layer(layer, where, keras):
     """(fastmlp name, params) of a dedicated activation layer, or ValueError."""
     L = keras.layers
@@ -154,19 +263,21 @@ def _activation_layer(layer, where, keras):
 
 
 def _relu(negative_slope, max_value, threshold, where):
-    if max_value is not None or threshold != 0:
-        raise ValueError(f"{where}: relu with max_value={max_value}, threshold={threshold} "
-                         "has no fastmlp equivalent")
+    if threshold != 0 or (max_value is not None and negative_slope):
+        raise ValueError(f"{where}: relu with max_value={max_value}, threshold={threshold}, "
+                         f"negative_slope={negative_slope} has no fastmlp equivalent")
+    if max_value is not None:  # min(max(x, 0), max_value)
+        return "hardtanh", {"min_val": 0.0, "max_val": float(max_value)}
     if negative_slope:
         return "leaky_relu", {"negative_slope": float(negative_slope)}
     return "relu", {}
 
 
-def _softmax(axis, where):
+def _softmax(axis, where, name="softmax"):
     if axis not in (-1, 1):
-        raise ValueError(f"{where}: softmax over axis {axis} is not over the features "
-                         "(fastmlp applies softmax over each row)")
-    return "softmax", {}
+        raise ValueError(f"{where}: {name} over axis {axis} is not over the features "
+                         f"(fastmlp applies {name} over each row)")
+    return name, {}
 
 
 def _activation(fn, where, keras):
@@ -186,6 +297,14 @@ def _activation(fn, where, keras):
         A.tanh: lambda p: ("tanh", {}),
         A.softmax: lambda p: _softmax(p["axis"], where),
         A.softplus: lambda p: ("softplus", _softplus_params(keras)),
+        A.selu: lambda p: ("selu", {}),
+        A.celu: lambda p: ("celu", {"alpha": p["alpha"]}),
+        A.mish: lambda p: ("mish", {}),
+        A.softsign: lambda p: ("softsign", {}),
+        A.relu6: lambda p: ("relu6", {}),
+        A.hard_sigmoid: lambda p: ("hardsigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5}),
+        A.hard_silu: lambda p: ("hardswish", {}),
+        A.log_softmax: lambda p: _softmax(p["axis"], where, "log_softmax"),
     }
     if fn not in convert:
         name = getattr(fn, "__name__", repr(fn))

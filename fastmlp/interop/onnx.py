@@ -5,10 +5,15 @@ current value and constants only (initializers, Constant nodes, Identity of cons
 
 - Gemm (transA=0, any transB / alpha / beta, constant C) and MatMul by a constant 2-D matrix
   start a dense layer; Add / Sub / Mul / Div by a per-feature constant and
-  BatchNormalization (inference) are affine maps folded into the adjacent dense layer;
-- Relu, Tanh, Sigmoid, Softmax over the last axis, LeakyRelu, Elu, Gelu, Softplus are the
-  layer's activation; Identity, Dropout (inference), Flatten(axis=1) and a Reshape that keeps
-  (batch, features) are no-ops;
+  BatchNormalization (inference) are affine maps (a bias-like Add joins the dense layer);
+- Relu, Tanh, Sigmoid, Softmax / LogSoftmax over the last axis, LeakyRelu, PRelu, Elu, Celu,
+  Selu, Gelu, Mish, Softplus, Softsign, HardSwish, HardSigmoid and Clip are activations;
+  LayerNormalization a layer norm; ai.onnx.ml Scaler an affine map; Identity, Dropout
+  (inference), Flatten(axis=1), a Reshape that keeps (batch, features) and a Cast to the
+  input's type are no-ops; Identity / Cast / Transpose of a constant are evaluated at load
+  time; ``Add(x, f(x))`` is a residual block;
+- a classifier graph as skl2onnx writes it (label and probabilities outputs, ZipMap or not,
+  the binary ``[1 - p, p]`` columns) gives an ``MLPClassifierModel`` instead of a Network;
 - two multi-node patterns PyTorch's exporters write are recognised: SiLU as
   ``Mul(x, Sigmoid(x))`` and Softplus with a threshold as
   ``Where(Greater(beta*x, threshold), x, Softplus(beta*x) / beta)``.
@@ -25,9 +30,16 @@ from ._chain import DenseChain, require
 
 _FLOAT_TYPES = {1: np.dtype(np.float32), 11: np.dtype(np.float64)}  # TensorProto.FLOAT, DOUBLE
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_ML_DOMAIN = "ai.onnx.ml"
+# Ops of constants evaluated at load time, and the element types a Cast of one may produce.
+_FOLDED = ("Identity", "Cast", "Transpose")
+_CAST_TYPES = {1: np.float32, 11: np.float64, 10: np.float16, 6: np.int32, 7: np.int64}
 # Float attributes are 32-bit in ONNX, defaults included: runtimes use these values.
 _FLOAT_ATTRIBUTE_001 = float(np.float32(0.01))
 _FLOAT_ATTRIBUTE_1E_5 = float(np.float32(1e-5))
+_FLOAT_ATTRIBUTE_02 = float(np.float32(0.2))
+_SELU_ALPHA = float(np.float32(1.6732632423543772))
+_SELU_GAMMA = float(np.float32(1.0507009873554805))
 
 
 def from_onnx(model):
@@ -40,7 +52,7 @@ def from_onnx(model):
     onnx = require("onnx", "onnx", "from_onnx")
     proto = _load(model, onnx)
     try:
-        return _Walker(proto, onnx).network()
+        return _Walker(proto, onnx).model()
     except ValueError as exc:
         if not isinstance(model, (str, os.PathLike)):
             raise
@@ -128,12 +140,12 @@ class _Walker:
             for init in self.graph.initializer:
                 constants[init.name] = numpy_helper.to_array(init)
             for node in self.graph.node:  # nodes are in topological order
-                if not node.output or not node.output[0]:
+                if not node.output or not node.output[0] or node.domain not in _DEFAULT_DOMAINS:
                     continue  # _step refuses it if the chain reaches it
-                if node.op_type == "Constant" and node.domain in _DEFAULT_DOMAINS:
+                if node.op_type == "Constant":
                     constants[node.output[0]] = self._constant_value(node, numpy_helper)
-                elif node.op_type == "Identity" and node.input[:1] and node.input[0] in constants:
-                    constants[node.output[0]] = constants[node.input[0]]
+                elif node.op_type in _FOLDED and node.input[:1] and node.input[0] in constants:
+                    constants[node.output[0]] = self._fold(node, constants[node.input[0]])
         except ValueError:
             raise
         except Exception as exc:  # e.g. external data that was not loaded
@@ -149,8 +161,23 @@ class _Walker:
                 return np.asarray(attrs[key])
         raise ValueError(f"{_where(node)}: unsupported kind of constant {sorted(attrs)}")
 
+    def _fold(self, node, value):
+        """The value of Identity / Cast / Transpose of a constant, computed at load time (as
+        the PyTorch exporter writes transposed weights, and float16-stored ones cast up)."""
+        attrs = self._attrs(node)
+        if node.op_type == "Cast":
+            to = attrs.get("to")
+            if to not in _CAST_TYPES:
+                raise ValueError(f"{_where(node)}: casts a constant to element type {to}; "
+                                 "fastmlp reads FLOAT, DOUBLE, FLOAT16 and integer constants")
+            return np.asarray(value).astype(_CAST_TYPES[to])
+        if node.op_type == "Transpose":
+            perm = attrs.get("perm")
+            return np.transpose(value, None if perm is None else list(perm))
+        return value
+
     def _is_constant_node(self, node):
-        return node.op_type in ("Constant", "Identity") and bool(node.output) \
+        return node.op_type in ("Constant", *_FOLDED) and bool(node.output) \
             and all(name in self.constants for name in node.output)
 
     def _const(self, node, index, what):
@@ -202,8 +229,22 @@ class _Walker:
 
     # -- the walk -------------------------------------------------------------------------
 
-    def network(self):
-        data, output = self._endpoints()
+    def model(self):
+        """The Network, or for a classifier graph (label and probabilities outputs) the
+        MLPClassifierModel wrapping it."""
+        head = _ClassifierHead.find(self) if len(self.graph.output) == 2 else None
+        if head is None:
+            for node in self.graph.node:  # the likely reason two outputs are no classifier
+                if (node.domain, node.op_type) == (_ML_DOMAIN, "Binarizer"):
+                    self._ml_Binarizer(node, _where(node), {})
+            return self.network(self.graph.output[0].name, classifier=False)
+        self.visited.update(id(n) for n in head.nodes)
+        for readers in self.consumers.values():
+            readers[:] = [n for n in readers if id(n) not in self.visited]
+        return head.classifier(self.network(head.probabilities, classifier=True))
+
+    def network(self, output, classifier):
+        data = self._endpoints(classifier)
         self.chain = DenseChain(width=self.width)
         value = data
         # Each step consumes at least one node never visited before (a node met twice is a
@@ -219,12 +260,13 @@ class _Walker:
             )
         return self.chain.build(self.dtype, "the ONNX graph")
 
-    def _endpoints(self):
+    def _endpoints(self, classifier):
         inputs = [i for i in self.graph.input if i.name not in self.constants]
-        if len(inputs) != 1 or len(self.graph.output) != 1:
+        if len(inputs) != 1 or (len(self.graph.output) != 1 and not classifier):
             raise ValueError(
                 f"the graph has {len(inputs)} data inputs and {len(self.graph.output)} outputs; "
-                "only single-input, single-output chains are supported"
+                "only single-input, single-output chains are supported, and classifiers "
+                "with a label and a probabilities output (as skl2onnx writes them)"
             )
         tensor_type = inputs[0].type.tensor_type
         if tensor_type.elem_type not in _FLOAT_TYPES:
@@ -241,7 +283,7 @@ class _Walker:
                 raise ValueError(f"input {inputs[0].name!r} has rank {len(dims)}; fastmlp "
                                  "networks take (batch, features)")
             self.width = dims[1].dim_value or None
-        return inputs[0].name, self.graph.output[0].name
+        return inputs[0].name
 
     def _step(self, value):
         """Consumes the node(s) reading ``value``; returns the value they produce."""
@@ -255,11 +297,14 @@ class _Walker:
         self._visit([node])
         if not node.output or not node.output[0]:
             raise ValueError(f"{_where(node)}: has no output; the chain cannot continue")
-        if node.domain not in _DEFAULT_DOMAINS:
+        if node.domain not in _DEFAULT_DOMAINS + (_ML_DOMAIN,):
             raise ValueError(f"{_where(node)}: operator of domain {node.domain!r} is unknown")
-        handler = getattr(self, f"_op_{node.op_type}", None)
+        prefix = "_ml_" if node.domain == _ML_DOMAIN else "_op_"
+        handler = getattr(self, f"{prefix}{node.op_type}", None)
         if handler is None:
-            raise ValueError(f"{_where(node)}: unsupported operator; supported: {SUPPORTED}")
+            domain = f" of domain {node.domain!r}" if node.domain == _ML_DOMAIN else ""
+            raise ValueError(f"{_where(node)}: unsupported operator{domain}; "
+                             f"supported: {SUPPORTED}")
         # The data must be the first input and every other input a constant; Add and Mul
         # commute, so there the data may come second.
         first = 1 if node.op_type in ("Add", "Mul") and node.input[1:2] == [value] else 0
@@ -341,11 +386,14 @@ class _Walker:
     def _op_Softmax(self, node, where, attrs):
         # Opset >= 13 defaults to axis -1; older opsets to 1 and coerce the input to 2-D at
         # the axis. On a (batch, features) input both 1 and -1 mean softmax over each row.
+        self._check_row_axis(node, where, attrs, "softmax")
+        self.chain.activation("softmax", {}, where)
+
+    def _check_row_axis(self, node, where, attrs, name):
         axis = attrs.get("axis", -1 if self.opset >= 13 else 1)
         if axis not in (1, -1):
-            raise ValueError(f"{where}: softmax over axis {axis} is not over the features "
-                             "(fastmlp applies softmax over each row)")
-        self.chain.activation("softmax", {}, where)
+            raise ValueError(f"{where}: {name} over axis {axis} is not over the features "
+                             f"(fastmlp applies {name} over each row)")
 
     def _op_LeakyRelu(self, node, where, attrs):
         alpha = attrs.get("alpha", _FLOAT_ATTRIBUTE_001)
@@ -364,6 +412,88 @@ class _Walker:
     def _op_Softplus(self, node, where, attrs):
         # ONNX Softplus is log(exp(x) + 1) everywhere: no threshold.
         self.chain.activation("softplus", {"beta": 1.0, "threshold": float("inf")}, where)
+
+    def _op_Selu(self, node, where, attrs):
+        # fastmlp's selu has PyTorch's constants; ONNX's defaults are their float32 roundings.
+        alpha, gamma = attrs.get("alpha", _SELU_ALPHA), attrs.get("gamma", _SELU_GAMMA)
+        if (alpha, gamma) != (_SELU_ALPHA, _SELU_GAMMA):
+            raise ValueError(f"{where}: alpha={alpha}, gamma={gamma} are not SELU's constants "
+                             "(fastmlp's selu has only those)")
+        self.chain.activation("selu", {}, where)
+
+    def _op_Celu(self, node, where, attrs):
+        self.chain.activation("celu", {"alpha": attrs.get("alpha", 1.0)}, where)
+
+    def _op_Mish(self, node, where, attrs):
+        self.chain.activation("mish", {}, where)
+
+    def _op_HardSwish(self, node, where, attrs):
+        self.chain.activation("hardswish", {}, where)
+
+    def _op_HardSigmoid(self, node, where, attrs):
+        params = {"alpha": attrs.get("alpha", _FLOAT_ATTRIBUTE_02),
+                  "beta": attrs.get("beta", 0.5)}
+        self.chain.activation("hardsigmoid", params, where)
+
+    def _op_Clip(self, node, where, attrs):
+        # Opset >= 11 takes the bounds as optional inputs, older opsets as attributes.
+        if self.opset >= 11:
+            low, high = (self._const(node, i, what) for i, what in ((1, "min"), (2, "max")))
+        else:
+            low, high = attrs.get("min"), attrs.get("max")
+        bounds = []
+        for value, default, what in ((low, -np.inf, "min"), (high, np.inf, "max")):
+            value = np.asarray(default if value is None else value)
+            if value.size != 1:
+                raise ValueError(f"{where}: {what} has shape {value.shape}; fastmlp clips every "
+                                 "feature to the same bounds")
+            bounds.append(float(value.reshape(())))
+        self.chain.activation("hardtanh", {"min_val": bounds[0], "max_val": bounds[1]}, where)
+
+    def _op_PRelu(self, node, where, attrs):
+        slope = self._feature_constant(node, 1, "the slope")
+        value = float(slope) if slope.ndim == 0 else slope.astype(np.float64)
+        self.chain.activation("prelu", {"slope": value}, where)
+
+    def _op_Softsign(self, node, where, attrs):
+        self.chain.activation("softsign", {}, where)
+
+    def _op_LogSoftmax(self, node, where, attrs):
+        self._check_row_axis(node, where, attrs, "log_softmax")
+        self.chain.activation("log_softmax", {}, where)
+
+    def _op_LayerNormalization(self, node, where, attrs):
+        if attrs.get("axis", -1) not in (-1, 1):
+            raise ValueError(f"{where}: normalises from axis {attrs['axis']}, not over each "
+                             "row's features")
+        if any(self.consumers.get(o) for o in node.output[1:] if o):
+            raise ValueError(f"{where}: its mean / inverse deviation outputs are used")
+        weight = self._feature_constant(node, 1, "scale")
+        bias = self._feature_constant(node, 2, "B") if len(node.input) > 2 and node.input[2] \
+            else None
+        eps = attrs.get("epsilon", _FLOAT_ATTRIBUTE_1E_5)
+        self.chain.layer_norm(weight, bias, eps, where)
+
+    def _op_Cast(self, node, where, attrs):
+        to = attrs.get("to")
+        if _FLOAT_TYPES.get(to) != self.dtype:
+            name = self.onnx.TensorProto.DataType.Name(to) if isinstance(to, int) else to
+            raise ValueError(f"{where}: casts the data to {name}; fastmlp computes the whole "
+                             f"graph in its input's type ({self.dtype.name})")
+
+    def _ml_Scaler(self, node, where, attrs):
+        # (x - offset) * scale; the output is FLOAT whatever the input.
+        if self.dtype != np.float32:
+            raise ValueError(f"{where}: outputs FLOAT, so this {self.dtype.name} graph would "
+                             "compute in two precisions")
+        offset = np.asarray(attrs.get("offset", [0.0]), dtype=np.float64)
+        scale = np.asarray(attrs.get("scale", [1.0]), dtype=np.float64)
+        self.chain.affine(scale, -offset * scale, where)
+
+    def _ml_Binarizer(self, node, where, attrs):
+        raise ValueError(f"{where}: thresholds the outputs, as skl2onnx writes a multilabel "
+                         "classifier's labels; multilabel graphs are not supported (export "
+                         "the probabilities only, or use from_sklearn on the estimator)")
 
     def _op_Identity(self, node, where, attrs):
         pass
@@ -394,6 +524,9 @@ class _Walker:
     # -- multi-node patterns --------------------------------------------------------------
 
     def _pattern(self, value, consumers):
+        residual = self._residual(value, consumers)
+        if residual is not None:
+            return residual
         for match in (self._silu, self._thresholded_softplus):
             found = match(value, consumers)
             if found is not None:
@@ -403,11 +536,42 @@ class _Walker:
                 self.chain.activation(name, params, _where(nodes[-1]))
                 return output
         names = ", ".join(_where(n) for n in consumers)
+        hint = ""
+        if self._reaches(consumers, "Erf"):
+            hint = (" (this looks like a GELU exported in pieces: export with opset_version "
+                    ">= 20 to get one Gelu node)")
         raise ValueError(
             f"the graph branches at value {value!r} (read by {names}) and this is not a "
-            "recognised activation pattern; only chains are supported (for a GELU exported "
-            "in pieces, export with opset_version >= 20 to get one Gelu node)"
+            f"residual Add or a recognised activation pattern; only chains are supported{hint}"
         )
+
+    def _reaches(self, nodes, op_type, depth=3):
+        """Whether an ``op_type`` node is among ``nodes`` or a few steps after them."""
+        for _ in range(depth):
+            if any(n.op_type == op_type for n in nodes):
+                return True
+            nodes = [r for n in nodes for o in n.output for r in self.consumers.get(o, [])]
+        return False
+
+    def _residual(self, value, consumers):
+        """``Add(x, f(x))``: walks f from ``value`` to the Add's other input; the Add's output."""
+        adds = [n for n in consumers if n.op_type == "Add" and n.domain in _DEFAULT_DOMAINS
+                and len(n.input) == 2 and not any(i in self.constants for i in n.input)]
+        if len(consumers) != 2 or len(adds) != 1 or list(adds[0].input).count(value) != 1:
+            return None
+        add = adds[0]
+        end = add.input[1] if add.input[0] == value else add.input[0]
+        mark = self.chain.mark()
+        self.consumers[value] = [n for n in consumers if n is not add]
+        current = value
+        while current != end:
+            current = self._step(current)
+        if self.consumers.get(end) != [add]:
+            raise ValueError(f"{_where(add)}: adds a residual branch whose end {end!r} is "
+                             "also read elsewhere; only chains are supported")
+        self._visit([add])
+        self.chain.residual_since(mark, _where(add))
+        return add.output[0]
 
     def _check_closed(self, value, nodes, output):
         """Nothing outside the pattern reads its inner values."""
@@ -471,9 +635,108 @@ class _Walker:
         return None
 
 
+class _ClassifierHead:
+    """The nodes after a classifier's probabilities, as skl2onnx writes them:
+
+    - labels: ``ArgMax(P, axis=1)`` -> ``ArrayFeatureExtractor(classes, .)`` -> Reshape /
+      Cast / Identity -> the label output;
+    - probabilities: P itself, or ``ZipMap(P)`` (a sequence of {label: probability} maps),
+      through Identity nodes;
+    - a binary classifier's P is ``Concat(Sub(1, p), p)`` of its one logistic column p.
+    """
+
+    def __init__(self, nodes, probabilities, classes, target_type):
+        self.nodes, self.probabilities = nodes, probabilities
+        self.classes, self.target_type = classes, target_type
+
+    @classmethod
+    def find(cls, walker):
+        """The head of the graph's two outputs, or None when they are not a classifier's."""
+        outputs = [o.name for o in walker.graph.output]
+        for label_output, proba_output in (outputs, outputs[::-1]):
+            nodes = []
+            found = cls._labels(walker, label_output, nodes)
+            if found is not None:
+                break
+        else:
+            return None
+        classes, argmax_input = found
+        proba = cls._through(walker, proba_output, ("Identity",), nodes)
+        zipmap = walker.producer.get(proba)
+        if zipmap is not None and (zipmap.domain, zipmap.op_type) == (_ML_DOMAIN, "ZipMap"):
+            nodes.append(zipmap)
+            proba = cls._through(walker, zipmap.input[0], ("Identity",), nodes)
+        if cls._through(walker, argmax_input, ("Identity",), nodes) != proba:
+            return None
+        binary = cls._binary(walker, proba)
+        if binary is not None:
+            nodes += binary[1]
+            return cls(nodes, binary[0], classes, "binary")
+        return cls(nodes, proba, classes, "multiclass")
+
+    @staticmethod
+    def _through(walker, name, op_types, nodes):
+        """Follows ``name`` back through standard nodes of ``op_types``, collecting them."""
+        while True:
+            node = walker.producer.get(name)
+            if node is None or node.op_type not in op_types or \
+                    node.domain not in _DEFAULT_DOMAINS or name in walker.constants:
+                return name
+            nodes.append(node)
+            name = node.input[0]
+
+    @classmethod
+    def _labels(cls, walker, output, nodes):
+        """(classes, ArgMax's input) when ``output`` is the labels of an ArgMax."""
+        name = cls._through(walker, output, ("Identity", "Cast", "Reshape"), nodes)
+        extractor = walker.producer.get(name)
+        if extractor is None or (extractor.domain, extractor.op_type) != \
+                (_ML_DOMAIN, "ArrayFeatureExtractor") or extractor.input[0] not in walker.constants:
+            return None
+        argmax = walker._node(extractor.input[1], "ArgMax", 1)
+        if argmax is None or walker._attrs(argmax).get("axis", 0) not in (1, -1) or \
+                walker._attrs(argmax).get("select_last_index", 0):
+            return None
+        nodes += [extractor, argmax]
+        classes = np.asarray(walker.constants[extractor.input[0]]).reshape(-1)
+        if classes.dtype == object:  # string labels are stored as bytes
+            classes = np.array([c.decode() if isinstance(c, bytes) else c for c in classes])
+        return classes, argmax.input[0]
+
+    @staticmethod
+    def _binary(walker, proba):
+        """(p, nodes) when ``proba`` is ``Concat(Sub(1, p), p)`` over the features."""
+        concat = walker._node(proba, "Concat", 2)
+        if concat is None or len(concat.input) != 2 or \
+                walker._attrs(concat).get("axis") not in (1, -1):
+            return None
+        negative, p = concat.input
+        sub = walker._node(negative, "Sub", 2)
+        if sub is None or list(sub.input[1:]) != [p] or sub.input[0] not in walker.constants:
+            return None
+        unity = np.asarray(walker.constants[sub.input[0]])
+        if unity.size != 1 or unity.reshape(()) != 1:
+            return None
+        return p, [concat, sub]
+
+    def classifier(self, network):
+        from .sklearn import MLPClassifierModel
+
+        expected = 1 if self.target_type == "binary" else len(self.classes)
+        if network.n_outputs != expected or len(self.classes) < 2:
+            raise ValueError(
+                f"the graph's probabilities have {network.n_outputs} columns for "
+                f"{len(self.classes)} classes ({self.target_type}); expected {expected}"
+            )
+        return MLPClassifierModel(network, self.classes, self.target_type)
+
+
 SUPPORTED = (
-    "Gemm, MatMul, Add, Sub, Mul, Div (by per-feature constants), BatchNormalization, Relu, "
-    "Tanh, Sigmoid, Softmax, LeakyRelu, Elu, Gelu, Softplus, Identity, Dropout, Flatten, Reshape"
+    "Gemm, MatMul, Add, Sub, Mul, Div (by per-feature constants), BatchNormalization, "
+    "LayerNormalization, Relu, Tanh, Sigmoid, Softmax, LogSoftmax, LeakyRelu, PRelu, Elu, "
+    "Celu, Selu, Gelu, Mish, Softplus, Softsign, HardSwish, HardSigmoid, Clip, Identity, "
+    "Dropout, Flatten, Reshape, Cast (to the input's type), Add(x, f(x)), and ai.onnx.ml "
+    "Scaler"
 )
 
 __all__ = ["from_onnx"]

@@ -3,8 +3,8 @@
 ``.npz``
     A plain, uncompressed numpy archive: the network's arrays (for a chain of dense layers
     ``w0, b0, w1, b1, ...``: weights (N, M) and biases (M,) per layer, in the network's
-    dtype) and ``metadata``, the UTF-8 JSON below as a uint8 array. Readable with ``numpy.load(path, allow_pickle=False)`` alone; fastmlp never
-    unpickles anything.
+    dtype) and ``metadata``, the UTF-8 JSON below as a uint8 array. Readable with
+    ``numpy.load(path, allow_pickle=False)`` alone; fastmlp never unpickles anything.
 ``.safetensors``
     The same arrays as safetensors tensors, with the metadata as strings in the header's
     ``__metadata__``: ``format``, ``version``, ``dtype``, and ``layers`` (JSON text). Writing

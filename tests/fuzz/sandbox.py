@@ -123,8 +123,8 @@ def _resident(pid):
         return 0
 
 
-@pytest.fixture(scope="module")
-def sandbox():
+@pytest.fixture(scope="module", name="sandbox")
+def sandbox_fixture():
     """A Sandbox for a test module's inputs (restarted after a bad one)."""
     with Sandbox(memory=1 << 30, timeout=30.0) as box:
         yield box

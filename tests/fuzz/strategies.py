@@ -217,7 +217,8 @@ def safetensors_files(draw):
         elif field == "meta":
             header["__metadata__"] = draw(st.dictionaries(
                 st.sampled_from(["format", "version", "dtype", "layers"]),
-                st.text(max_size=8) | st.sampled_from(["²", "1", "[" * 10_000, "fastmlp", "\ud800"])))
+                st.text(max_size=8)
+                | st.sampled_from(["²", "1", "[" * 10_000, "fastmlp", "\ud800"])))
         elif isinstance(header[name], dict):
             header[name][field] = value
     text = json.dumps(header).replace("Infinity", "1e400").encode()

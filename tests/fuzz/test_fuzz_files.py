@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import strategies
-from sandbox import sandbox  # noqa: F401  (the fixture)
+from sandbox import sandbox_fixture  # noqa: F401  (the 'sandbox' fixture)
 from targets import verdict
 
 FUZZ = settings(max_examples=90, deadline=None, database=None,

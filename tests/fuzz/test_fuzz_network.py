@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 
 import strategies
-from sandbox import sandbox  # noqa: F401  (the fixture)
+from sandbox import sandbox_fixture  # noqa: F401  (the 'sandbox' fixture)
 from targets import verdict
 
 

@@ -448,4 +448,4 @@ cdef extern from "fastmlp.h":
 
 def activation_codes():
     """The C core's activation codes: {name: code}, the one table fastmlp._activations reads."""
-    return {fm_activation_name(k).decode(): k for k in range(FM_N_ACTIVATIONS)}
+    return dict((fm_activation_name(k).decode(), k) for k in range(FM_N_ACTIVATIONS))

@@ -760,7 +760,7 @@ def test_refusals_of_a_file_name_the_file(tmp_path):
 
 def test_a_graph_without_outputs_is_refused_clearly():
     # found by tests/fuzz: the classifier-head check read output[0] of an empty list
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     graph = helper.make_graph([], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,

@@ -655,7 +655,7 @@ class _ClassifierHead:
     def find(cls, walker):
         """The head of the graph's two outputs, or None when they are not a classifier's."""
         outputs = [o.name for o in walker.graph.output]
-        for label_output, proba_output in (outputs, outputs[::-1]):
+        for label_output, proba_output in (outputs, outputs[::-1]):  # noqa: B007 (after the loop)
             nodes = []
             found = cls._labels(walker, label_output, nodes)
             if found is not None:

@@ -1,7 +1,6 @@
 """Hostile Network(...) and forward(...) arguments: a result or a ValueError / TypeError,
 nothing passed in modified, in bounded time and memory (run in the sandbox's child)."""
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 
 import strategies

@@ -187,7 +187,7 @@ static void FM_CAT(pack_rows_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, size_
 
 /* Columns [first_panel * NR, end_panel * NR) of the layer (clipped to n_out),
  * so that threads can share one layer by columns. apack, when not NULL, holds
- * FM_KC * (rows rounded up to a multiple of 24) elements for packing x. */
+ * fm_pack_area_elems(rows, FM_MR) elements for packing x. */
 void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, size_t ldx,
                                           size_t rows, REAL *out, size_t ldo,
                                           int apply_activation, int first_panel, int end_panel,

@@ -246,10 +246,9 @@ void FM_SYM(fm_dense_reduced_cols)(const fm_layer *layer, const float *x, size_t
     _Alignas(FM_ALIGN) unsigned char local[FM_LOCAL_PREP_BYTES];
     unsigned char *work = local;
     size_t capacity = sizeof local;
-    if (apack) { /* the caller's packing area: round_up(rows, 24) * FM_KC floats at least */
+    if (apack) { /* the caller's packing area, for a tile of at least these rows */
         work = (unsigned char *)apack;
-        capacity = (rows + FM_TILE_QUANTUM - 1) / FM_TILE_QUANTUM * FM_TILE_QUANTUM * FM_KC *
-                   sizeof(float);
+        capacity = fm_pack_area_elems(rows, FM_MR) * sizeof(float);
     }
     size_t chunk = capacity / row_bytes;
     chunk = chunk > QMR ? chunk / QMR * QMR : chunk;

@@ -18,8 +18,7 @@
 #define FM_TILE_BYTES (512 * 1024)
 #define FM_MIN_TILE_ROWS 96
 #define FM_MAX_TILE_ROWS 512
-/* Multiple of every kernel's rows per micro-tile (8, 3, 2). */
-#define FM_TILE_QUANTUM 24
+/* Tiles are a multiple of FM_TILE_QUANTUM rows (kernels.def: a multiple of every mr). */
 /* Below this many multiply-adds a call is not worth waking other threads. */
 #define FM_PARALLEL_MIN_MACS (1u << 18)
 /* Batches of fewer rows per thread than this share each layer by columns
@@ -30,8 +29,6 @@
 #define FM_SPLIT_MAX_ROWS 64
 #define FM_SPLIT_MIN_MACS (2u << 20)
 #define FM_SPLIT_MIN_WEIGHT_BYTES (1u << 20)
-/* Tiles of fewer rows read x in place (the kernels pack only more than 8 rows). */
-#define FM_PACK_MIN_ROWS 9
 /* Scratch of single-threaded calls up to this size lives on the stack. */
 #define FM_STACK_SCRATCH (16 * 1024)
 
@@ -40,6 +37,8 @@ typedef struct {
     size_t tile;          /* rows per tile */
     size_t n_tiles;
     size_t scratch_bytes; /* per thread */
+    size_t pack_elems;    /* of it, for packing a tile's inputs (0: tiles of at most one
+                           * micro-tile, which the kernels read in place) */
     int threads;          /* wanted, the caller included */
     int split_columns;    /* the team shares every dense layer by columns, tile after tile */
 } fm_tiling;
@@ -86,9 +85,12 @@ static fm_tiling plan_tiles(const fm_step *steps, int n_steps, int n_buffers, si
         if ((size_t)threads > t.n_tiles) threads = (int)t.n_tiles;
         if (macs * rows < FM_PARALLEL_MIN_MACS) threads = 1;
     }
-    /* The tile's scratch buffers, then room to pack a tile's rows for the kernel. */
+    /* The tile's scratch buffers, then room to pack a tile's rows for the kernel (which
+     * packs any tile of more rows than one micro-tile). */
+    const int mr = fm_kernels()->mr;
     t.scratch_bytes = round_up((size_t)n_buffers * t.tile * t.stride * elem, FM_ALIGN);
-    if (t.tile >= FM_PACK_MIN_ROWS) t.scratch_bytes += round_up(t.tile, FM_TILE_QUANTUM) * FM_KC * elem;
+    t.pack_elems = t.tile > (size_t)mr ? fm_pack_area_elems(t.tile, mr) : 0;
+    t.scratch_bytes += t.pack_elems * elem;
     t.threads = threads > 1 ? threads : 1;
     return t;
 }

@@ -125,8 +125,7 @@ typedef struct {
 } FM_CAT(tiles_job_, SFX);
 
 static REAL *FM_CAT(pack_area_, SFX)(REAL *scratch, const fm_tiling *t, int n_buffers) {
-    return t->tile >= FM_PACK_MIN_ROWS ? scratch + (size_t)n_buffers * t->tile * t->stride
-                                       : NULL;
+    return t->pack_elems ? scratch + (size_t)n_buffers * t->tile * t->stride : NULL;
 }
 
 static void FM_CAT(tile_task_, SFX)(void *ctx, int task, int slot) {

@@ -115,6 +115,10 @@ class QuantizedWeights:
         return 2
 
     @property
+    def size(self) -> int:
+        return self.values.size
+
+    @property
     def nbytes(self) -> int:
         return self.values.nbytes + (0 if self.scales is None else self.scales.nbytes)
 

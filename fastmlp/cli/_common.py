@@ -37,6 +37,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+PRECISIONS = ("float32", "float64", "bfloat16", "bf16", "int8")
+
+
+def add_precision_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--precision", choices=PRECISIONS, metavar="P",
+                        help=f"{what} in this precision: float32, float64, or bfloat16 (bf16) / "
+                             "int8 weights with float32 inputs and outputs (default: the "
+                             "model's own)")
+
+
+def with_precision(net: "Network", precision: "str | None") -> "Network":
+    """The network in `precision` (None: unchanged): float32 / float64 via astype,
+    bfloat16 / int8 via quantize."""
+    if precision is None:
+        return net
+    if precision in ("float32", "float64"):
+        return net.astype(precision)
+    return net.quantize(precision)
+
+
 def model_suffixes() -> tuple[str, ...]:
     from fastmlp import io
 

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ._common import CLIError, count, load_model
+from ._common import CLIError, add_precision_option, count, load_model, with_precision
 from .info import describe, summary
 
 if TYPE_CHECKING:
@@ -18,8 +18,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="a .onnx, .npz or .safetensors model")
     parser.add_argument("-o", "--output", dest="dest", required=True, metavar="DEST",
                         help="a .npz or .safetensors path")
-    parser.add_argument("--dtype", choices=("float32", "float64"),
-                        help="store the parameters in this precision (default: unchanged)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--dtype", choices=("float32", "float64"),
+                        help="store the parameters in this dtype (default: unchanged)")
+    add_precision_option(chosen, "store the weights")
 
 
 def with_dtype(net: "Network", dtype: str) -> "Network":
@@ -41,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     net = load_model(args.source)
     if args.dtype:
         net = with_dtype(net, args.dtype)
+    net = with_precision(net, args.precision)
     net.save(args.dest)  # fastmlp.io writes a temporary file and renames it
     print(f"fastmlp: wrote {args.dest}: {summary(net)}, "
           f"{count(describe(net)['parameters'], 'parameter')}", file=sys.stderr)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, List, Sequence, Tuple
 
 import numpy as np
 
-from ._common import layer_widths
+from ._common import add_precision_option, layer_widths, with_precision
 from ._timing import race, table
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ SHADES = " .:-=+*#%@"  # light to dark; ASCII so any terminal can show it
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", type=int, default=6, metavar="N",
                         help="how many digits to draw (default 6)")
+    add_precision_option(parser, "run the model")
 
 
 def demo_files() -> Tuple[Any, Any]:
@@ -66,15 +67,22 @@ def pick_examples(predicted: np.ndarray, labels: np.ndarray, n: int) -> List[int
     return picks
 
 
+def _precision_text(net: "Network") -> str:
+    if net.precision == net.dtype.name:
+        return net.dtype.name
+    return f"{net.precision} (float32 inputs and outputs)"
+
+
 def run(args: argparse.Namespace) -> int:
     from fastmlp import _numpy_forward
 
     net, images, labels = load_demo()
+    net = with_precision(net, args.precision)
     x = images.astype(net.dtype)
     probs = net.forward(x)
     predicted = probs.argmax(axis=1)
     correct = int((predicted == labels).sum())
-    print(f"fastmlp demo: a {layer_widths(net)} {net.dtype.name} network "
+    print(f"fastmlp demo: a {layer_widths(net)} {_precision_text(net)} network "
           f"({', '.join(net.activations)}) trained on scikit-learn's 8x8 digits")
     print(f"accuracy on {len(labels)} held-out digits: {correct / len(labels):.1%} "
           f"({correct}/{len(labels)})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import count, load_model, positive_int
+from ._common import add_precision_option, count, load_model, positive_int, with_precision
 from ._progress import Progress, rate
 
 
@@ -30,6 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     header.add_argument("--no-header", dest="header", action="store_false",
                         help="the CSV's first line is data")
     parser.add_argument("--delimiter", default=",", help="CSV field separator (default ',')")
+    add_precision_option(parser, "compute")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar and no summary line")
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     data_format(args.input, "input")  # wrong suffixes fail before the model is read
     data_format(args.output, "output")
-    net = load_model(args.model)
+    net = with_precision(load_model(args.model), args.precision)
     progress = Progress(sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
     try:
         rows = predict_file(net, args.input, args.output, batch_size=args.batch_size,

@@ -245,11 +245,10 @@ def _torch_threads(n):
         torch.set_num_threads(n)
 
 
-def build_torch(weights, biases, activations, threads):
-    """torch.nn.Sequential of Linear + activation modules under inference_mode."""
+def torch_model(weights, biases, activations):
+    """torch.nn.Sequential of Linear + activation modules, in the weights' dtype, eval mode."""
     import torch
     from torch import nn
-    _torch_threads(threads)
     dt = torch.float64 if weights[0].dtype == np.float64 else torch.float32
     mods = []
     for w, b, (name, p) in zip(weights, biases, activations):
@@ -261,7 +260,14 @@ def build_torch(weights, biases, activations, threads):
         act = _TORCH_ACTS[name](nn, p)
         if act is not None:
             mods.append(act)
-    model = nn.Sequential(*mods).eval()
+    return nn.Sequential(*mods).eval()
+
+
+def build_torch(weights, biases, activations, threads):
+    """torch_model under inference_mode."""
+    import torch
+    _torch_threads(threads)
+    model = torch_model(weights, biases, activations)
     from_numpy, inference_mode = torch.from_numpy, torch.inference_mode
 
     def run(x):
@@ -329,6 +335,12 @@ def onnx_model_bytes(weights, biases, activations) -> bytes:
 
 
 def _ort_session(weights, biases, activations, threads):
+    return ort_session(onnx_model_bytes(weights, biases, activations), threads)
+
+
+def ort_session(model_bytes: bytes, threads):
+    """A CPU InferenceSession of a serialized model: `threads` intra-op, sequential, all
+    graph optimizations."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -336,8 +348,7 @@ def _ort_session(weights, biases, activations, threads):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    return ort.InferenceSession(onnx_model_bytes(weights, biases, activations), so,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
 def build_onnxruntime(weights, biases, activations, threads):
@@ -580,8 +591,11 @@ def _estimate(fn, x, quick) -> float:
         n *= 4
 
 
-def time_interleaved(fns: dict, x, est: dict, settings: Settings, threads) -> dict:
-    """Round-robin blocks of calls per competitor; returns name -> per-call samples (s)."""
+def time_interleaved(fns: dict, x, est: dict, settings: Settings, threads,
+                     registry=None) -> dict:
+    """Round-robin blocks of calls per competitor; returns name -> per-call samples (s).
+    `registry` maps names to Competitors (default COMPETITORS), for their set_threads."""
+    registry = COMPETITORS if registry is None else registry
     plans = {}
     block = settings.target_s / settings.rounds
     for name, t in est.items():
@@ -599,7 +613,7 @@ def time_interleaved(fns: dict, x, est: dict, settings: Settings, threads) -> di
             calls, rounds = plans[name]
             if r >= rounds:
                 continue
-            comp = COMPETITORS.get(name)
+            comp = registry.get(name)
             if comp is not None and comp.set_threads is not None:
                 comp.set_threads(threads)
             time.sleep(settings.settle_s if threads != 1 else 0.002)
@@ -647,15 +661,19 @@ def run_cell(workload, dtype, batch, threads, peers, x, ref, settings) -> dict:
             cell["tools"][name] = {"max_abs_err": err}
         if fns:
             samples = time_interleaved(fns, x, est, settings, threads)
-    flops = workload.flops_per_row() * batch
     for name, s in (samples.items() if fns else ()):
-        med = statistics.median(s)
-        cell["tools"][name].update(
-            median_us=med * 1e6, min_us=min(s) * 1e6, rounds=len(s),
-            samples_us=[v * 1e6 for v in s], spread=(max(s) - min(s)) / med,
-            gflops=flops / med * 1e-9, rows_per_s=batch / med)
+        cell["tools"][name].update(timing_stats(s, workload.flops_per_row() * batch, batch))
     add_ratios(cell)
     return cell
+
+
+def timing_stats(samples, flops, batch) -> dict:
+    """A tool's entry in a cell from its per-call samples (s): median, spread, GFLOP/s..."""
+    med = statistics.median(samples)
+    return dict(median_us=med * 1e6, min_us=min(samples) * 1e6, rounds=len(samples),
+                samples_us=[v * 1e6 for v in samples],
+                spread=(max(samples) - min(samples)) / med,
+                gflops=flops / med * 1e-9, rows_per_s=batch / med)
 
 
 def add_ratios(cell):
@@ -836,6 +854,8 @@ def machine_info() -> dict:
     except ImportError:
         info["blas"] = "threadpoolctl not installed: BLAS thread limits are NOT applied"
     import fastmlp
+    import precision
+    info["cpu_flags"] = precision.cpu_flags()
     try:
         info["fastmlp"] = fastmlp.build_info()
     except Exception as e:
@@ -1079,6 +1099,17 @@ def configure_parser(parser: argparse.ArgumentParser, quick_default: bool = True
     parser.add_argument("--peers", type=_csv, default=list(DEFAULT_PEERS),
                         help=f"comma list from {','.join(n for n in COMPETITORS if n != 'fastmlp')}"
                              " (missing ones are skipped; default: all but fastmlp-out)")
+    parser.add_argument("--precisions", default=None,
+                        help="reduced precisions to race (bf16, int8, or none): fastmlp's "
+                             "quantized networks vs fastmlp float32, PyTorch and ONNX Runtime "
+                             "(default bf16,int8; on networks 64-128-128-10,784-512-256-10, "
+                             "quick: 64-128-128-10 only)")
+    parser.add_argument("--precision-networks", type=_csv,
+                        help="standard networks of the precision section (default: --networks "
+                             "if given, else the two above)")
+    parser.add_argument("--precision-only", action="store_true",
+                        help="run only the precision section (no float32/float64 tables, GEMM "
+                             "rate, overhead, import or memory tests)")
     parser.add_argument("--no-float64", dest="float64", action="store_false",
                         help="skip the float64 section (fastmlp vs numpy, numpy-careful)")
     parser.add_argument("--time-per-cell", type=float,
@@ -1116,7 +1147,29 @@ def _resolve(args):
     peers = [p for p in args.peers if p != "fastmlp"]
     memory_rows = args.memory_rows if args.memory_rows is not None else (0 if q else 1_000_000)
     import_runs = args.import_runs if args.import_runs is not None else (3 if q else 7)
+    if args.precision_only:
+        memory_rows = import_runs = 0
+        args.gemm = args.overhead = False
     return settings, batches, threads, peers, memory_rows, import_runs
+
+
+def _precision_workloads(args, quick, workloads):
+    """(precisions, workloads) of the precision section."""
+    import precision
+    precisions = precision.parse_precisions("bf16,int8" if args.precisions is None
+                                            else args.precisions)
+    if args.precision_only and not precisions:
+        raise ValueError("--precision-only with --precisions none runs nothing")
+    if not precisions or args.model:
+        return precisions, workloads if args.model else []
+    names = args.precision_networks or args.networks or (
+        precision.QUICK_NETWORKS if quick else precision.DEFAULT_NETWORKS)
+    known = {s.name: s for s in STANDARD_NETWORKS}
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ValueError(f"unknown precision networks {bad}; known: {list(known)}")
+    have = {w.name: w for w in workloads}
+    return precisions, [have.get(n) or make_workload(known[n], args.seed) for n in names]
 
 
 def _workloads(args):
@@ -1168,12 +1221,16 @@ def main_from_args(args, out=None) -> int:
     missing = {p: COMPETITORS[p].missing() for p in peers if COMPETITORS[p].missing()}
     peers = [p for p in peers if p not in missing]
     workloads = _workloads(args)
+    precisions, precision_workloads = _precision_workloads(args, settings.quick, workloads)
+    if args.precision_only:
+        workloads = []
     preload(peers)
     info = machine_info()
     data = {"meta": {"mode": "quick" if settings.quick else "full", "machine": info,
                      "batches": batches, "threads": threads, "peers": peers,
                      "skipped_peers": {p: f"not installed: {m}" for p, m in missing.items()},
-                     "settings": settings.__dict__}, "cases": [], "gemm": {}}
+                     "precisions": precisions, "settings": settings.__dict__},
+            "cases": [], "precision_cases": [], "gemm": {}}
     print_header(info, settings, peers, missing, out)
 
     if args.gemm:
@@ -1185,17 +1242,25 @@ def main_from_args(args, out=None) -> int:
         print(f"\nnumpy matmul {n}x{n} GFLOP/s: " + ", ".join(
             f"{k} {v:.1f}" for k, v in data["gemm"].items()), file=out, flush=True)
 
-    main_dtype = workloads[0].weights[0].dtype
-    cells = run_section(np.dtype(main_dtype).name, workloads, main_dtype, batches, threads,
-                        peers, settings, data, args.seed, out)
-    if args.float64 and not args.model:
+    cells = []
+    if workloads:
+        main_dtype = workloads[0].weights[0].dtype
+        cells = run_section(np.dtype(main_dtype).name, workloads, main_dtype, batches, threads,
+                            peers, settings, data, args.seed, out)
+    if args.float64 and workloads and not args.model:
         wl64 = [w for w in workloads if not settings.quick or w.name in QUICK_FLOAT64_NETWORKS]
         peers64 = [p for p in peers if p in FLOAT64_PEERS]
         cells += run_section("float64", wl64 or workloads[:1], np.float64, batches, threads,
                              peers64, settings, data, args.seed, out)
 
-    print("\nSummary (ratio = best peer time / fastmlp time; >1 means fastmlp faster)", file=out)
-    print(format_summary(cells), file=out)
+    if precisions:
+        import precision
+        data["precision_cases"] = precision.run_section(
+            precision_workloads, precisions, batches, threads, settings, args.seed, out)
+    if cells:
+        print("\nSummary (ratio = best peer time / fastmlp time; >1 means fastmlp faster)",
+              file=out)
+        print(format_summary(cells), file=out)
     if data["gemm"]:
         print(f"\nGFLOP/s at each network's largest batch (% of numpy {data['meta']['gemm_n']}^2 "
               "matmul, same dtype and threads)", file=out)
@@ -1226,8 +1291,9 @@ def main_from_args(args, out=None) -> int:
 
     info["loadavg_end"] = os.getloadavg()
     data["meta"]["elapsed_s"] = time.perf_counter() - t_start
-    data["errors"] = [f"{c['network']} {c['dtype']} batch={c['batch']} threads={c['threads']} "
-                      f"{t}: {e}" for c in cells for t, e in c["errors"].items()]
+    data["errors"] = [f"{c['network']} {c.get('precision', c['dtype'])} batch={c['batch']} "
+                      f"threads={c['threads']} {t}: {e}"
+                      for c in cells + data["precision_cases"] for t, e in c["errors"].items()]
     print(f"\nload average start {info['loadavg_start'][0]:.2f}, end "
           f"{info['loadavg_end'][0]:.2f}; elapsed {data['meta']['elapsed_s']:.0f} s", file=out)
     if data["errors"]:
@@ -1235,7 +1301,7 @@ def main_from_args(args, out=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(_jsonable(data), f, indent=1, allow_nan=False)
-    if args.chart:
+    if args.chart and cells:
         write_chart(cells, args.chart)
     return 1 if data["errors"] else 0
 
@@ -1244,6 +1310,8 @@ def print_header(info, settings, peers, missing, out):
     print(f"fastmlp benchmark ({'quick' if settings.quick else 'full'}): {info['cpu']}, "
           f"{info['cpus']} cpus, Python {info['python']}, numpy {info['numpy']}", file=out)
     print(f"fastmlp build: {info['fastmlp']}", file=out)
+    import precision
+    print(precision.format_header(info["fastmlp"], info["cpu_flags"]), file=out)
     blas = info["blas"]
     if isinstance(blas, str):
         print(f"BLAS: {blas}", file=out)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The full fastmlp benchmark: fastmlp vs numpy, careful numpy, PyTorch, ONNX Runtime and
-numba on the standard networks (see benchmarks/harness.py, or --help for the options).
+numba on the standard networks, and fastmlp bf16/int8 against PyTorch and ONNX Runtime in
+reduced precision (benchmarks/harness.py, benchmarks/precision.py, or --help for the options).
 
     python benchmarks/run.py                       # full run (several minutes)
     python benchmarks/run.py --quick               # seconds

@@ -16,6 +16,22 @@ RATIO_TARGETS = [
 ]
 
 
+# Issue 8, reduced precision, all cores: (precision, widths, batch, against, minimum ratio
+# tool time / fastmlp-<precision> time). `against`: "float32" = fastmlp's own float32,
+# "peer" = the best peer of that precision, or one peer's name.
+AMX_TARGETS = [
+    ("bfloat16", "784-512-256-10", 16384, "float32", 4.0),
+    ("bfloat16", "784-512-256-10", 16384, "torch bf16", 1.3),
+    ("int8", "784-512-256-10", 16384, "peer", 1.3),
+    ("bfloat16", "784-512-256-10", 32, "peer", 1.5),
+    ("int8", "784-512-256-10", 32, "peer", 1.5),
+    ("int8", "64-128-128-10", 1, "float32", 1.5),
+]
+# Without AMX (AVX512-BF16 / VNNI only): beat fastmlp float32 at batch 1024 and up.
+NO_AMX_MIN_BATCH, NO_AMX_NETWORK = 1024, "784-512-256-10"
+TORCH_BF16 = ("torch-autocast-bf16", "torch-bf16")
+
+
 def widths_name(case):
     return "-".join(str(w) for w in case["widths"])
 
@@ -35,9 +51,91 @@ def best_peer(case, only=None):
     return name, peers[name]
 
 
+def precision_cell(cases, precision, name, batch, threads):
+    for case in cases:
+        if (case["precision"] == precision and widths_name(case) == name
+                and case["batch"] == batch and case["threads"] == threads):
+            return case
+    return None
+
+
+def _against(case, against):
+    """(label, ratio) of one target's comparison in a precision cell, or None."""
+    ratios = case["ratios"]
+    if against == "float32":
+        names = ["fastmlp"]
+    elif against == "torch bf16":
+        names = [n for n in TORCH_BF16 if n in ratios]
+    else:
+        names = [n for n in ratios if n != "fastmlp"]
+    names = [n for n in names if n in ratios]
+    if not names:
+        return None
+    best = min(names, key=ratios.get)
+    return ("fastmlp float32" if best == "fastmlp" else best), ratios[best]
+
+
+def _verdict(ratio, want, strict=False):
+    ok = ratio > want if strict else ratio >= want
+    return "met" if ok else f"MISSED by {want / ratio:.2f}x"
+
+
+def precision_targets(data):
+    """Print issue 8's targets: which apply to the measured machine, and met or missed."""
+    cases = data.get("precision_cases") or []
+    flags = data["meta"]["machine"].get("cpu_flags", {})
+    amx = {p: flags.get("amx_tile", False) and flags.get(f, False)
+           for p, f in (("bfloat16", "amx_bf16"), ("int8", "amx_int8"))}
+    fast = {"bfloat16": flags.get("avx512_bf16", False),
+            "int8": flags.get("avx512_vnni", False) or flags.get("avx_vnni", False)}
+    if not cases:
+        print("reduced precision (issue 8): not measured (run without --precisions none)")
+        return
+    threads = max(c["threads"] for c in cases)
+    have = ", ".join(f for f, v in flags.items() if v) or "none of the flags"
+    print(f"reduced precision (issue 8), threads={threads}; this CPU has {have}")
+    for precision in ("bfloat16", "int8"):
+        if amx[precision]:
+            where = "AMX: the AMX targets apply"
+        elif fast[precision]:
+            where = "no AMX, AVX512-BF16/VNNI: the no-AMX targets apply"
+        else:
+            where = ("neither AMX nor AVX512-BF16/VNNI: no target applies to this machine "
+                     "(printed for information)")
+        print(f"  {precision}: {where}")
+    for precision, name, batch, against, want in AMX_TARGETS:
+        applies = "" if amx[precision] else " [AMX target, n/a here]"
+        what = f"{precision:8s} {name:15s} batch {batch:5d} vs {against}"
+        case = precision_cell(cases, precision, name, batch, threads)
+        got = _against(case, against) if case else None
+        if got is None:
+            print(f"  {what}: not measured{applies}")
+            continue
+        label, ratio = got
+        print(f"  {what}: {ratio:5.2f}x vs {label}, target {want}x: "
+              f"{_verdict(ratio, want)}{applies}")
+    for precision in ("bfloat16", "int8"):
+        applies = "" if fast[precision] and not amx[precision] else " [no-AMX target, n/a here]"
+        big = [c for c in cases if c["precision"] == precision and c["threads"] == threads
+               and widths_name(c) == NO_AMX_NETWORK and c["batch"] >= NO_AMX_MIN_BATCH
+               and "fastmlp" in c["ratios"]]
+        what = (f"{precision:8s} {NO_AMX_NETWORK:15s} batch >= {NO_AMX_MIN_BATCH} beats "
+                "fastmlp float32")
+        if not big:
+            print(f"  {what}: not measured{applies}")
+            continue
+        worst = min(big, key=lambda c: c["ratios"]["fastmlp"])
+        ratio = worst["ratios"]["fastmlp"]
+        print(f"  {what}: worst {ratio:5.2f}x (batch {worst['batch']}), target > 1x: "
+              f"{_verdict(ratio, 1.0, strict=True)}{applies}")
+
+
 def main(path):
     data = json.load(open(path))
     cases = data["cases"]
+    if not cases:
+        precision_targets(data)
+        return
     all_cores = max(c["threads"] for c in cases)
     print(f"targets against {path} (float32 unless said, threads={all_cores})")
     for name, batch, want in RATIO_TARGETS:
@@ -80,6 +178,7 @@ def main(path):
         if ms is not None:
             print(f"  import fastmlp after numpy: {ms:.1f} ms, target <= 20 ms: "
                   f"{'met' if ms <= 20 else 'MISSED'}")
+    precision_targets(data)
 
 
 if __name__ == "__main__":

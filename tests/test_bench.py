@@ -9,6 +9,7 @@ package: where the tests run away from a checkout (against an installed wheel), 
 import argparse
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -24,7 +25,8 @@ if not os.path.isfile(os.path.join(BENCHMARKS, "harness.py")):
 sys.path.insert(0, BENCHMARKS)
 import harness as bench  # noqa: E402
 TINY = ["--networks", "3-4-2", "--batches", "1", "--threads", "1", "--time-per-cell", "0.002",
-        "--no-gemm", "--no-overhead", "--import-runs", "0", "--memory-rows", "0"]
+        "--no-gemm", "--no-overhead", "--import-runs", "0", "--memory-rows", "0",
+        "--precisions", "none"]
 FAST_PEERS = ["--peers", "numpy,numpy-careful"]
 
 
@@ -102,7 +104,8 @@ def test_model_argument(tmp_path, capsys):
     net.save(str(path))
     rc = bench.main([str(path), "--quick", "--batches", "1,64", "--threads", "1",
                      "--time-per-cell", "0.002", "--no-gemm", "--no-overhead",
-                     "--import-runs", "0", *FAST_PEERS, "--json", str(tmp_path / "r.json")])
+                     "--import-runs", "0", "--precisions", "none", *FAST_PEERS,
+                     "--json", str(tmp_path / "r.json")])
     assert rc == 0
     data = json.loads((tmp_path / "r.json").read_text())
     assert [c["batch"] for c in data["cases"]] == [1, 64]
@@ -146,3 +149,63 @@ def test_activations_come_from_the_package():
     assert not hasattr(bench, "ACT_CODES") and not hasattr(bench, "ACT_DEFAULTS")
     assert bench.reference is sys.modules["reference"], "not tests/reference.py"
     assert _activations.resolve("relu")[0] == "relu"
+
+
+PRECISION_ONLY = ["--quick", "--precision-only", "--precision-networks", "64-128-128-10",
+                  "--batches", "1,33", "--threads", "1", "--time-per-cell", "0.002"]
+
+
+def test_precision_section_cells(tmp_path, capsys):
+    """The quick precision run: a cell per precision and batch, fastmlp quantized and float32
+    timed with finite errors, every installed peer of the precision timed or reported."""
+    import precision
+    out = tmp_path / "p.json"
+    assert bench.main([*PRECISION_ONLY, "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "fastmlp kernel: " in text and "amx_tile" in text
+    data = json.loads(out.read_text())
+    assert data["cases"] == [] and data["errors"] == []
+    assert set(data["meta"]["machine"]["cpu_flags"]) == set(precision.CPU_FLAGS)
+    cells = data["precision_cases"]
+    assert sorted((c["precision"], c["batch"]) for c in cells) == [
+        ("bfloat16", 1), ("bfloat16", 33), ("int8", 1), ("int8", 33)]
+    for c in cells:
+        me = precision.subject(c["precision"])
+        for name in (me, "fastmlp"):
+            assert c["tools"][name]["median_us"] > 0
+            assert math.isfinite(c["tools"][name]["max_rel_err"])
+        assert c["tools"][me]["max_rel_err"] <= precision.SANITY_BOUND[c["precision"]]
+        assert c["tools"]["fastmlp"]["max_rel_err"] < 1e-5
+        for peer in precision.PEERS[c["precision"]]:
+            if precision.TOOLS[peer].missing():
+                assert peer in c["skipped"]
+            elif peer not in c["peer_errors"]:
+                assert math.isfinite(c["tools"][peer]["max_rel_err"]), peer
+                assert c["ratios"][peer] > 0
+        assert f"{c['precision']}, threads=1 | 64-128-128-10" in text
+    # by path: tests/fuzz has a module named targets too
+    spec = importlib.util.spec_from_file_location("bench_targets",
+                                                  os.path.join(BENCHMARKS, "targets.py"))
+    targets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(targets)
+    targets.main(str(out))  # a precision-only JSON: only issue 8's targets
+    lines = capsys.readouterr().out.splitlines()
+    assert any("64-128-128-10" in line and "batch     1 vs float32" in line
+               and "x vs fastmlp float32" in line for line in lines), lines
+    assert sum("not measured" in line for line in lines) == 7  # 784-512-256-10 ones
+
+
+def test_precision_sanity_bound_fails_the_run(monkeypatch, capsys):
+    """fastmlp's own error above the sanity bound is an error (exit 1), a peer's is not."""
+    import precision
+    monkeypatch.setattr(precision, "SANITY_BOUND", {"bfloat16": 0.0, "int8": 0.0})
+    monkeypatch.setattr(precision, "PEERS", {"bfloat16": (), "int8": ()})
+    assert bench.main([*PRECISION_ONLY, "--batches", "1"]) == 1
+    assert "above the sanity bound" in capsys.readouterr().out
+
+
+def test_unknown_precision_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--precisions", "fp8", "--quick"])
+    assert exit_info.value.code == 2
+    assert "unknown precision 'fp8'" in capsys.readouterr().err

@@ -756,3 +756,11 @@ def test_refusals_of_a_file_name_the_file(tmp_path):
         refusal(source, f"{path}: node 'hs' (Sin): unsupported operator")
     path.write_bytes(b"not protobuf")
     refusal(path, f"{path} is not a readable ONNX model")
+
+
+def test_empty_model_file(tmp_path):
+    # Found by the fuzz tests after the classifier heads landed: IndexError on output[0].
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    refusal(path, f"{path}: the graph has no outputs")
+    refusal(b"", "the graph has no outputs")

@@ -232,8 +232,9 @@ class _Walker:
     def model(self):
         """The Network, or for a classifier graph (label and probabilities outputs) the
         MLPClassifierModel wrapping it."""
-        if not self.graph.output:
-            raise ValueError("the graph has no output")
+        if not self.graph.output:  # e.g. an empty file, which protobuf reads as a model
+            raise ValueError("the graph has no outputs; only single-input, single-output "
+                             "chains are supported")
         head = _ClassifierHead.find(self) if len(self.graph.output) == 2 else None
         if head is None:
             for node in self.graph.node:  # the likely reason two outputs are no classifier

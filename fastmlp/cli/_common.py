@@ -40,7 +40,7 @@ def positive_int(text: str) -> int:
 PRECISIONS = ("float32", "float64", "bfloat16", "bf16", "int8")
 
 
-def add_precision_option(parser: argparse.ArgumentParser, what: str) -> None:
+def add_precision_option(parser: "argparse._ActionsContainer", what: str) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, metavar="P",
                         help=f"{what} in this precision: float32, float64, or bfloat16 (bf16) / "
                              "int8 weights with float32 inputs and outputs (default: the "

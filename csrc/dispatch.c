@@ -56,6 +56,11 @@ int fm_kernel_supported(int kernel) {
     return (fm_cpu_features() & needs[kernel]) == needs[kernel];
 }
 
+unsigned fm_kernel_missing_features(int kernel) {
+    if (kernel < 0 || kernel >= FM_N_KERNELS || tables[kernel].dense_f32 == NULL) return ~0u;
+    return needs[kernel] & ~fm_cpu_features();
+}
+
 int fm_select_kernel(const char *name) {
     if (name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0) {
         for (int k = FM_N_KERNELS - 1; k >= 0; k--)

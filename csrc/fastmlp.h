@@ -209,6 +209,9 @@ typedef enum { FM_KERNELS(FM_KERNEL_ENUM_) FM_N_KERNELS } fm_kernel_id;
 const char *fm_kernel_name(int kernel);
 /* Nonzero when this CPU and OS can run the variant. */
 int fm_kernel_supported(int kernel);
+/* The FM_CPU_* feature bits (cpu.h) the variant needs and this machine lacks (0: none);
+ * all ones for a variant not built for this architecture. */
+unsigned fm_kernel_missing_features(int kernel);
 /* The variant every call uses; fixed by fm_select_kernel (called once, at import). */
 int fm_active_kernel(void);
 /* Selects a variant by name ("auto" or NULL: the best supported). Returns 0 on

@@ -29,6 +29,7 @@ cdef extern from "fastmlp.h" nogil:
     int fm_kernel_supported(int kernel)
     int fm_active_kernel()
     int fm_select_kernel(const char *name)
+    unsigned fm_kernel_missing_features(int kernel)
     enum: FM_N_KERNELS
     int fm_default_threads()
     int fm_default_threads_source()
@@ -64,6 +65,10 @@ cdef extern from "fastmlp.h" nogil:
                              const double *x, size_t rows, double *out)
     int fm_network_n_steps(const fm_network *net)
     int fm_network_step_width(const fm_network *net, int step)
+
+
+cdef extern from "cpu.h" nogil:
+    const char *fm_cpu_feature_name(unsigned bit)
 
 
 cdef extern from *:
@@ -107,6 +112,24 @@ def kernel_names():
 
 def supported_kernels():
     return tuple(fm_kernel_name(k).decode() for k in range(FM_N_KERNELS) if fm_kernel_supported(k))
+
+
+def kernel_missing(name):
+    """What this machine lacks to run the kernel variant `name`: CPU feature names (an
+    empty tuple when it can run it; ("not built for this architecture",) when absent)."""
+    cdef int k
+    cdef unsigned missing, bit
+    for k in range(FM_N_KERNELS):
+        if fm_kernel_name(k).decode() == name:
+            missing = fm_kernel_missing_features(k)
+            if missing == <unsigned>~0u:
+                return ("not built for this architecture",)
+            names = []
+            for bit in range(32):
+                if missing & (1u << bit) and fm_cpu_feature_name(1u << bit) != NULL:
+                    names.append(fm_cpu_feature_name(1u << bit).decode())
+            return tuple(names)
+    raise ValueError(f"unknown kernel {name!r}; valid: {', '.join(kernel_names())}")
 
 
 def active_kernel():

@@ -19,8 +19,16 @@ def run_forced(kernel):
                           capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("kernel", fastmlp.build_info()["kernels_supported"])
+def runnable(kernel):
+    """Skips, naming what this CPU lacks, a variant it cannot run."""
+    missing = fastmlp._core.kernel_missing(kernel)
+    if missing:
+        pytest.skip(f"the {kernel} kernel needs {', '.join(missing)}, which this CPU lacks")
+
+
+@pytest.mark.parametrize("kernel", fastmlp.build_info()["kernels_built"])
 def test_forced_variant_matches_reference(kernel):
+    runnable(kernel)
     result = run_forced(kernel)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == f"{kernel} ok"
@@ -72,3 +80,12 @@ def test_small_batches_split_by_columns(dtype, last):
     for rows in (1, 2, 3, 9, 40):
         assert np.array_equal(net(x[:rows], threads=2), whole[:rows]), rows
     assert np.array_equal(net(x[3], threads=2), whole[3])
+
+
+def test_what_a_variant_needs_is_named():
+    assert fastmlp._core.kernel_missing("generic") == ()
+    for kernel in fastmlp.build_info()["kernels_built"]:
+        missing = fastmlp._core.kernel_missing(kernel)
+        assert (missing == ()) == (kernel in fastmlp.build_info()["kernels_supported"]), kernel
+    with pytest.raises(ValueError, match="unknown kernel 'sse9'"):
+        fastmlp._core.kernel_missing("sse9")

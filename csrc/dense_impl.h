@@ -172,6 +172,102 @@ static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_
 }
 #endif
 
+#if !defined(FM_SCALAR_KERNEL) && FM_NARROW > 0
+/* Outputs [0, nj) of w (one panel, offset to the first of them, at input kb) for VL rows
+ * whose inputs kb .. kb+kc are in xt, input-major (xt[k * VL + lane]): each lane holds a row
+ * and each output one vector, so a narrow layer wastes no lane on panel padding. The sums
+ * are micro_'s (0, then x[k] * w[k] + acc for k in order, + bias on the last block, the
+ * in-register activation), and so are the bits. acc carries the sums between blocks. */
+FM_INLINE void FM_CAT(narrow_chunk_, SFX)(const int nj, const REAL *FM_RESTRICT xt, int kc,
+                                          const REAL *FM_RESTRICT w, V *FM_RESTRICT acc) {
+    V a[FM_NARROW];
+    for (int j = 0; j < nj; j++) a[j] = acc[j];
+    for (int k = 0; k < kc; k++) {
+        const V xk = V_LOAD(xt + (size_t)k * VL);
+        const REAL *wk = w + (size_t)k * NR;
+        for (int j = 0; j < nj; j++) a[j] = V_FMA(xk, V_SET1(wk[j]), a[j]);
+    }
+    for (int j = 0; j < nj; j++) acc[j] = a[j];
+}
+
+static void FM_CAT(narrow_chunk_rows_, SFX)(int nj, const REAL *xt, int kc, const REAL *w,
+                                            V *acc) {
+#define FM_NARROW_CASE(n)                                          \
+    case n:                                                        \
+        FM_CAT(narrow_chunk_, SFX)(n, xt, kc, w, acc);             \
+        break;
+    switch (nj) {
+#if FM_NARROW >= 16
+        FM_NARROW_CASE(16)
+        FM_NARROW_CASE(15)
+        FM_NARROW_CASE(14)
+        FM_NARROW_CASE(13)
+#endif
+#if FM_NARROW >= 12
+        FM_NARROW_CASE(12)
+        FM_NARROW_CASE(11)
+        FM_NARROW_CASE(10)
+        FM_NARROW_CASE(9)
+        FM_NARROW_CASE(8)
+        FM_NARROW_CASE(7)
+        FM_NARROW_CASE(6)
+        FM_NARROW_CASE(5)
+#endif
+        FM_NARROW_CASE(4)
+        FM_NARROW_CASE(3)
+        FM_NARROW_CASE(2)
+    default:
+        FM_CAT(narrow_chunk_, SFX)(1, xt, kc, w, acc);
+    }
+#undef FM_NARROW_CASE
+}
+
+/* Inputs kb .. kb+kc of `valid` rows into xt, input-major; lanes past them repeat the last
+ * row (computed, never stored). */
+static void FM_CAT(narrow_pack_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, int valid, int kc,
+                                      REAL *FM_RESTRICT xt) {
+    for (int r = 0; r < VL; r++) {
+        const REAL *row = x + (size_t)(r < valid ? r : valid - 1) * ldx;
+        for (int k = 0; k < kc; k++) xt[(size_t)k * VL + r] = row[k];
+    }
+}
+
+/* A layer of one panel, VL rows at a time, its outputs in chunks of FM_NARROW, its inputs in
+ * blocks of KC. */
+static void FM_CAT(narrow_layer_, SFX)(const fm_layer *layer, const REAL *x, size_t ldx,
+                                       size_t rows, REAL *out, size_t ldo, int reg_act,
+                                       REAL slope) {
+    const REAL *w = (const REAL *)layer->packed_weights;
+    const REAL *bias = (const REAL *)layer->bias;
+    const int n_in = layer->n_in, n_out = layer->n_out;
+    _Alignas(FM_ALIGN) REAL xt[KC * VL];
+    _Alignas(FM_ALIGN) REAL lanes[FM_NARROW][VL];
+    const V vslope = V_SET1(slope);
+    for (size_t i = 0; i < rows; i += VL) {
+        const int valid = rows - i < VL ? (int)(rows - i) : VL;
+        for (int j0 = 0; j0 < n_out; j0 += FM_NARROW) {
+            const int nj = n_out - j0 < FM_NARROW ? n_out - j0 : FM_NARROW;
+            V acc[FM_NARROW];
+            for (int j = 0; j < nj; j++) acc[j] = V_ZERO();
+            for (int kb = 0; kb < n_in; kb += KC) {
+                const int kc = n_in - kb < KC ? n_in - kb : KC;
+                FM_CAT(narrow_pack_, SFX)(x + i * ldx + kb, ldx, valid, kc, xt);
+                FM_CAT(narrow_chunk_rows_, SFX)(nj, xt, kc, w + (size_t)kb * NR + j0, acc);
+            }
+            for (int j = 0; j < nj; j++) {
+                V z = V_ADD(acc[j], V_SET1(bias[j0 + j]));
+                if (reg_act == REG_RELU) z = V_RELU(z);
+                else if (reg_act == REG_LEAKY) z = V_LEAKY(z, vslope);
+                V_STOREU(lanes[j], z);
+            }
+            REAL *o = out + i * ldo + j0;
+            for (int r = 0; r < valid; r++)
+                for (int j = 0; j < nj; j++) o[(size_t)r * ldo + j] = lanes[j][r];
+        }
+    }
+}
+#endif
+
 /* Copies rows x kc of x into blocks of FM_MR rows, each stored k-major
  * (block[k * FM_MR + r]), so the micro-kernel reads one sequential stream
  * instead of FM_MR rows whose stride may alias in the L1 cache. */
@@ -204,6 +300,11 @@ void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, s
         else if (kind == FM_LEAKY_RELU) reg_act = REG_LEAKY, slope = (REAL)layer->activation.p0;
         else after = kind != FM_IDENTITY;
     }
+#if !defined(FM_SCALAR_KERNEL) && FM_NARROW > 0
+    if (fm_dense_is_narrow(layer, FM_NARROW, NR, rows, first_panel, end_panel))
+        FM_CAT(narrow_layer_, SFX)(layer, x, ldx, rows, out, ldo, reg_act, slope);
+    else
+#endif
 #ifndef FM_SCALAR_KERNEL
     /* One row: the weights stream through once, panel after panel over all the
      * inputs (no blocking: nothing is reused from L1 anyway). */

@@ -79,7 +79,27 @@ typedef struct {
     fm_activation activation;
     int precision;              /* FM_PRECISION_* */
     const float *scales;        /* int8: n_out column scales (w = q * scale) */
+    int method;                 /* FM_DENSE_*: how the kernel runs it (native precision) */
 } fm_layer;
+
+/* How a dense layer of several rows runs: chosen by fm_dense_is_narrow (AUTO), or forced
+ * (a network's plan override, for tests). PANELS: each micro-tile of rows against column
+ * panels of NR outputs; NARROW: the vector lanes hold rows, one accumulator per output, for
+ * layers of few outputs, where most of a panel would be padding. Both sum every output in
+ * the same order, so the choice never changes a bit. */
+enum { FM_DENSE_AUTO = 0, FM_DENSE_PANELS = 1, FM_DENSE_NARROW = 2 };
+
+/* Whether a kernel whose narrow-layer path holds `narrow` accumulators (kernels.def; 0: none)
+ * runs `rows` rows of this layer, panels [first, end), as a narrow layer. Automatically only
+ * when it saves at least half of each vector; forced, for any layer of one panel. */
+static inline int fm_dense_is_narrow(const fm_layer *layer, int narrow, int nr, size_t rows,
+                                     int first_panel, int end_panel) {
+    if (narrow <= 0 || rows < 2 || layer->precision != FM_PRECISION_NATIVE ||
+        first_panel != 0 || end_panel != 1 || layer->n_out > nr)
+        return 0;
+    if (layer->method == FM_DENSE_NARROW) return 1;
+    return layer->method == FM_DENSE_AUTO && 2 * layer->n_out <= nr && layer->n_out <= narrow;
+}
 
 /* -- Networks: an opaque, owning handle built step by step -----------------------------
  *
@@ -138,6 +158,37 @@ void fm_network_set_threads(fm_network *net, int threads);
 int fm_network_threads(const fm_network *net);
 /* Multiply-adds per row (dense layers), a measure of a call's work. */
 double fm_network_macs_per_row(const fm_network *net);
+
+/* -- The plan: how a call runs, and the choices a caller may force ----------------------
+ *
+ * Each call plans its pass from the network's widths and dtype, the kernel variant, the
+ * rows and the threads: tiles of rows that go through every step while they stay in cache
+ * (their height), how threads share the work (tiles, or each dense layer's columns for
+ * small batches) and how each dense layer runs (FM_DENSE_*). No choice changes a bit of
+ * any row. Options force choices, for tests that compare every plan with the others. */
+enum { FM_SPLIT_AUTO = 0, FM_SPLIT_ROWS = 1, FM_SPLIT_COLUMNS = 2 };
+typedef struct {
+    int tile_rows;    /* rows per tile (rounded up to a multiple of 24); 0: planned */
+    int split;        /* FM_SPLIT_*: how several threads share a call */
+    int dense_method; /* FM_DENSE_AUTO, _PANELS or _NARROW, for every dense layer */
+} fm_plan_options;
+/* Before fm_network_finish (FM_ERR_STATE after); FM_ERR_ARGUMENT for a value out of range. */
+int fm_network_set_plan_options(fm_network *net, const fm_plan_options *options);
+
+/* A dense layer's method as a plan reports it: FM_DENSE_PANELS, FM_DENSE_NARROW, or: */
+enum { FM_DENSE_ONE_ROW = 3, FM_DENSE_REDUCED = 4 };
+typedef struct {
+    int threads;          /* the call's threads (1: the caller's alone) */
+    int split_columns;    /* the threads share each dense layer by columns, tile after tile */
+    size_t tile_rows, n_tiles;
+    size_t scratch_bytes; /* the call's scratch memory beyond its input and output */
+} fm_plan;
+/* The plan of a call of `rows` rows (>= 1) on `threads` threads (<= 0: the network's
+ * setting); FM_OK, or FM_ERR_STATE / FM_ERR_ARGUMENT. */
+int fm_network_plan(const fm_network *net, size_t rows, int threads, fm_plan *plan);
+/* How dense step `step` runs in that call (FM_DENSE_*), or FM_ERR_ARGUMENT for a step
+ * that is not a dense layer. */
+int fm_network_step_method(const fm_network *net, size_t rows, int threads, int step);
 
 /* out (rows x n_outputs) from x (rows x n_inputs), both C-contiguous, on up to `threads`
  * threads (<= 0: the network's setting). Returns FM_OK or an FM_ERR_* code. */
@@ -202,7 +253,7 @@ void fm_pack_f64(const double *w, int n_in, int n_out, double *dst);
 
 /* Kernel variants, best last: FM_KERNEL_generic, FM_KERNEL_avx2, ... (kernels.def). */
 #include "kernels.def"
-#define FM_KERNEL_ENUM_(name, id, arch, gcc, msvc, features, mr, gemv) FM_KERNEL_##name = id,
+#define FM_KERNEL_ENUM_(name, id, arch, gcc, msvc, features, mr, gemv, narrow) FM_KERNEL_##name = id,
 typedef enum { FM_KERNELS(FM_KERNEL_ENUM_) FM_N_KERNELS } fm_kernel_id;
 #undef FM_KERNEL_ENUM_
 

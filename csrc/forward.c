@@ -32,25 +32,16 @@
 /* Scratch of single-threaded calls up to this size lives on the stack. */
 #define FM_STACK_SCRATCH (16 * 1024)
 
-typedef struct {
-    size_t stride;        /* elements between rows of a scratch buffer */
-    size_t tile;          /* rows per tile */
-    size_t n_tiles;
-    size_t scratch_bytes; /* per thread */
-    size_t pack_elems;    /* of it, for packing a tile's inputs (0: tiles of at most one
-                           * micro-tile, which the kernels read in place) */
-    int threads;          /* wanted, the caller included */
-    int split_columns;    /* the team shares every dense layer by columns, tile after tile */
-} fm_tiling;
-
 static size_t round_up(size_t n, size_t quantum) { return (n + quantum - 1) / quantum * quantum; }
 
 static int fm_panels(int n_out, size_t elem) {
     return (int)(((size_t)n_out * elem + FM_PANEL_BYTES - 1) / FM_PANEL_BYTES);
 }
 
-static fm_tiling plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
-                            size_t elem, int threads) {
+fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
+                        size_t elem, int threads, const fm_plan_options *options) {
+    const fm_plan_options planned = {0, FM_SPLIT_AUTO, FM_DENSE_AUTO};
+    if (!options) options = &planned;
     fm_tiling t;
     size_t widest = 0; /* widest value kept in scratch */
     double macs = 0;
@@ -75,15 +66,20 @@ static fm_tiling plan_tiles(const fm_step *steps, int n_steps, int n_buffers, si
     const size_t rows_per_thread = (rows + threads - 1) / threads;
     /* Few rows per thread: tiles would make every thread stream all the
      * weights, so the team shares each layer by columns instead. */
-    t.split_columns = threads > 1 && rows_per_thread < FM_SPLIT_MAX_ROWS &&
-                      (macs * rows >= FM_SPLIT_MIN_MACS || macs * elem > FM_SPLIT_MIN_WEIGHT_BYTES);
+    if (options->split == FM_SPLIT_AUTO)
+        t.split_columns = threads > 1 && rows_per_thread < FM_SPLIT_MAX_ROWS &&
+                          (macs * rows >= FM_SPLIT_MIN_MACS ||
+                           macs * elem > FM_SPLIT_MIN_WEIGHT_BYTES);
+    else
+        t.split_columns = threads > 1 && options->split == FM_SPLIT_COLUMNS;
     size_t tile = t.split_columns ? rows : round_up(rows_per_thread, FM_TILE_QUANTUM);
     t.tile = tile < cap ? tile : cap;
+    if (options->tile_rows > 0) t.tile = round_up((size_t)options->tile_rows, FM_TILE_QUANTUM);
     t.tile = t.tile < rows ? t.tile : rows;
     t.n_tiles = (rows + t.tile - 1) / t.tile;
     if (!t.split_columns) {
         if ((size_t)threads > t.n_tiles) threads = (int)t.n_tiles;
-        if (macs * rows < FM_PARALLEL_MIN_MACS) threads = 1;
+        if (macs * rows < FM_PARALLEL_MIN_MACS && options->split == FM_SPLIT_AUTO) threads = 1;
     }
     /* The tile's scratch buffers, then room to pack a tile's rows for the kernel (which
      * packs any tile of more rows than one micro-tile). */
@@ -93,6 +89,15 @@ static fm_tiling plan_tiles(const fm_step *steps, int n_steps, int n_buffers, si
     t.scratch_bytes += t.pack_elems * elem;
     t.threads = threads > 1 ? threads : 1;
     return t;
+}
+
+int fm_dense_method(const fm_layer *layer, size_t elem, size_t tile) {
+    if (layer->precision != FM_PRECISION_NATIVE) return FM_DENSE_REDUCED;
+    if (tile == 1) return FM_DENSE_ONE_ROW;
+    const int nr = (int)(FM_PANEL_BYTES / elem);
+    return fm_dense_is_narrow(layer, fm_kernels()->narrow, nr, tile, 0, fm_panels(layer->n_out, elem))
+               ? FM_DENSE_NARROW
+               : FM_DENSE_PANELS;
 }
 
 /* Dense layers as steps of their own, for the layer-list API (fm_forward_*). */

@@ -8,10 +8,27 @@
  * tile needs, or -1 for unbalanced residual blocks. The last step writes the output. */
 int fm_route_steps(fm_step *steps, int n_steps);
 
+typedef struct {
+    size_t stride;        /* elements between rows of a scratch buffer */
+    size_t tile;          /* rows per tile */
+    size_t n_tiles;
+    size_t scratch_bytes; /* per thread */
+    size_t pack_elems;    /* of it, for packing a tile's inputs (0: tiles of at most one
+                           * micro-tile, which the kernels read in place) */
+    int threads;          /* wanted, the caller included */
+    int split_columns;    /* the team shares every dense layer by columns, tile after tile */
+} fm_tiling;
+
+/* The tiling of a call (options NULL: every choice planned). */
+fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
+                        size_t elem, int threads, const fm_plan_options *options);
+/* How a dense step runs in tiles of `tile` rows (FM_DENSE_*). */
+int fm_dense_method(const fm_layer *layer, size_t elem, size_t tile);
+
 /* Runs routed steps over rows of x into out; FM_OK or FM_ERR_NO_MEMORY. */
 int fm_run_steps_f32(const fm_step *steps, int n_steps, int n_buffers, const float *x,
-                     size_t rows, float *out, int threads);
+                     size_t rows, float *out, int threads, const fm_plan_options *options);
 int fm_run_steps_f64(const fm_step *steps, int n_steps, int n_buffers, const double *x,
-                     size_t rows, double *out, int threads);
+                     size_t rows, double *out, int threads, const fm_plan_options *options);
 
 #endif

@@ -3,7 +3,7 @@
  * Each kernel source (dense.c, activations.c) is compiled once per row of
  * kernels.def, with FM_KERNEL_NAME set to the row's name and the row's
  * compiler flags. From the row come FM_ISA (its id, usable in #if and equal to
- * one of the FM_ISA_* names below), FM_MR and FM_GEMV_PANELS; FM_SYM(name)
+ * one of the FM_ISA_* names below), FM_MR, FM_GEMV_PANELS and FM_NARROW; FM_SYM(name)
  * gives each copy its own symbol. The vector primitives (vec.h) exist only for
  * the AVX paths; the generic path is plain C that the compiler vectorises for
  * its target (SSE2 on x86-64, NEON on arm64). */
@@ -28,6 +28,7 @@
 #define FM_ISA FM_KERNEL_ROW(FM_KCOL_ID)
 #define FM_MR FM_KERNEL_ROW(FM_KCOL_MR)
 #define FM_GEMV_PANELS FM_KERNEL_ROW(FM_KCOL_GEMV)
+#define FM_NARROW FM_KERNEL_ROW(FM_KCOL_NARROW)
 #define FM_SYM(name) FM_CAT(FM_CAT(name, _), FM_KERNEL_NAME)
 
 #if defined(__GNUC__)

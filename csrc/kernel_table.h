@@ -21,9 +21,11 @@ typedef struct {
     /* Rows of the dense micro-kernel (kernels.def's mr): a tile of more rows
      * than this is packed when the kernel is given room to pack it. */
     int mr;
+    /* Accumulators of its narrow-layer path (kernels.def's narrow; 0: none). */
+    int narrow;
 } fm_kernel_table;
 
-#define FM_DECLARE_VARIANT(sfx, id, arch, gcc, msvc, features, mr, gemv)                     \
+#define FM_DECLARE_VARIANT(sfx, id, arch, gcc, msvc, features, mr, gemv, narrow)                     \
     void fm_dense_f32_##sfx(const fm_layer *, const float *, size_t, size_t, float *, size_t, \
                             int);                                                            \
     void fm_dense_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *,      \

@@ -22,6 +22,7 @@ struct fm_network {
     int n_buffers; /* scratch buffers a tile needs */
     int threads;   /* for calls that pass threads <= 0; 0: fm_default_threads() */
     double macs;
+    fm_plan_options options;
 };
 
 fm_network *fm_network_new(int is_double) {
@@ -251,11 +252,23 @@ int fm_route_steps(fm_step *steps, int n_steps) {
     return n_buffers;
 }
 
+int fm_network_set_plan_options(fm_network *net, const fm_plan_options *options) {
+    if (!net || !options) return FM_ERR_ARGUMENT;
+    if (net->finished) return FM_ERR_STATE;
+    if (options->tile_rows < 0 || options->split < FM_SPLIT_AUTO ||
+        options->split > FM_SPLIT_COLUMNS || options->dense_method < FM_DENSE_AUTO ||
+        options->dense_method > FM_DENSE_NARROW)
+        return FM_ERR_ARGUMENT;
+    net->options = *options;
+    return FM_OK;
+}
+
 int fm_network_finish(fm_network *net) {
     if (net->finished) return FM_ERR_STATE;
     if (net->n_steps == 0 || net->depth != 0) return FM_ERR_ARGUMENT;
     int n_buffers = fm_route_steps(net->steps, net->n_steps);
     if (n_buffers < 0) return FM_ERR_ARGUMENT;
+    for (int i = 0; i < net->n_steps; i++) net->steps[i].layer.method = net->options.dense_method;
     net->n_buffers = n_buffers;
     net->finished = 1;
     return FM_OK;
@@ -293,7 +306,7 @@ int fm_network_forward_f32(const fm_network *net, const float *x, size_t rows, f
     if (net->is_double) return FM_ERR_DTYPE;
     if (!x || !out) return rows ? FM_ERR_ARGUMENT : FM_OK;
     return fm_run_steps_f32(net->steps, net->n_steps, net->n_buffers, x, rows, out,
-                            threads > 0 ? threads : net->threads);
+                            threads > 0 ? threads : net->threads, &net->options);
 }
 
 int fm_network_forward_f64(const fm_network *net, const double *x, size_t rows, double *out,
@@ -303,7 +316,7 @@ int fm_network_forward_f64(const fm_network *net, const double *x, size_t rows, 
     if (!net->is_double) return FM_ERR_DTYPE;
     if (!x || !out) return rows ? FM_ERR_ARGUMENT : FM_OK;
     return fm_run_steps_f64(net->steps, net->n_steps, net->n_buffers, x, rows, out,
-                            threads > 0 ? threads : net->threads);
+                            threads > 0 ? threads : net->threads, &net->options);
 }
 
 /* The steps up to `step`, re-routed so that this one writes the caller's output. */
@@ -328,10 +341,36 @@ static fm_step *trace_steps(const fm_network *net, int step, int pre_activation,
         int n_buffers;                                                                          \
         fm_step *steps = trace_steps(net, step, pre_activation, &n_buffers);                    \
         if (!steps) return FM_ERR_NO_MEMORY;                                                    \
-        int rc = fm_run_steps_##SFX(steps, step + 1, n_buffers, x, rows, out, 1);               \
+        int rc = fm_run_steps_##SFX(steps, step + 1, n_buffers, x, rows, out, 1, &net->options); \
         free(steps);                                                                            \
         return rc;                                                                              \
     }
 
 FM_DEFINE_TRACE(f32, float, 0)
 FM_DEFINE_TRACE(f64, double, 1)
+
+static fm_tiling tiling_of(const fm_network *net, size_t rows, int threads) {
+    return fm_plan_tiles(net->steps, net->n_steps, net->n_buffers, rows, net->elem,
+                         threads > 0 ? threads : net->threads, &net->options);
+}
+
+int fm_network_plan(const fm_network *net, size_t rows, int threads, fm_plan *plan) {
+    if (!net || !net->finished) return FM_ERR_STATE;
+    if (rows < 1 || !plan) return FM_ERR_ARGUMENT;
+    const fm_tiling t = tiling_of(net, rows, threads);
+    plan->threads = t.threads;
+    plan->split_columns = t.split_columns && t.threads > 1;
+    plan->tile_rows = t.tile;
+    plan->n_tiles = t.n_tiles;
+    /* One slot's scratch when the team shares each tile, else one per thread; small
+     * single-threaded calls keep theirs on the stack. */
+    plan->scratch_bytes = t.scratch_bytes * (plan->split_columns ? 1 : (size_t)t.threads);
+    return FM_OK;
+}
+
+int fm_network_step_method(const fm_network *net, size_t rows, int threads, int step) {
+    if (!net || !net->finished) return FM_ERR_STATE;
+    if (rows < 1 || step < 0 || step >= net->n_steps || net->steps[step].kind != FM_STEP_DENSE)
+        return FM_ERR_ARGUMENT;
+    return fm_dense_method(&net->steps[step].layer, net->elem, tiling_of(net, rows, threads).tile);
+}

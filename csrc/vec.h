@@ -22,6 +22,9 @@
 #undef V_MUL
 #undef V_RELU
 #undef V_LEAKY
+#undef VIDX
+#undef V_ROW_INDEX
+#undef V_GATHER
 #undef FM_SCALAR_KERNEL
 
 #if FM_ISA == FM_ISA_AVX512
@@ -45,6 +48,11 @@
 #define V_RELU(z) _mm512_max_pd(_mm512_setzero_pd(), z)
 #define V_LEAKY(z, s) \
     _mm512_mask_blend_pd(_mm512_cmp_pd_mask(z, _mm512_setzero_pd(), _CMP_GT_OQ), _mm512_mul_pd(z, s), z)
+/* Element offsets of VL rows ld apart, the rows past `last` repeating it; a gather by them. */
+#define VIDX __m256i
+#define V_ROW_INDEX(ld, last) \
+    _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(last)), _mm256_set1_epi32(ld))
+#define V_GATHER(p, idx) _mm512_i32gather_pd(idx, p, 8)
 #else
 #define V __m512
 #define VL 16
@@ -63,6 +71,12 @@
 #define V_RELU(z) _mm512_max_ps(_mm512_setzero_ps(), z)
 #define V_LEAKY(z, s) \
     _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_mul_ps(z, s), z)
+#define VIDX __m512i
+#define V_ROW_INDEX(ld, last)                                                                      \
+    _mm512_mullo_epi32(_mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), \
+                                        _mm512_set1_epi32(last)),                                  \
+                       _mm512_set1_epi32(ld))
+#define V_GATHER(p, idx) _mm512_i32gather_ps(idx, p, 4)
 #endif
 
 #elif FM_ISA == FM_ISA_AVX2
@@ -85,6 +99,10 @@
 #define V_RELU(z) _mm256_max_pd(_mm256_setzero_pd(), z)
 #define V_LEAKY(z, s) \
     _mm256_blendv_pd(_mm256_mul_pd(z, s), z, _mm256_cmp_pd(z, _mm256_setzero_pd(), _CMP_GT_OQ))
+#define VIDX __m128i
+#define V_ROW_INDEX(ld, last) \
+    _mm_mullo_epi32(_mm_min_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(last)), _mm_set1_epi32(ld))
+#define V_GATHER(p, idx) _mm256_i32gather_pd(p, idx, 8)
 #else
 #define V __m256
 #define VL 8
@@ -103,6 +121,10 @@
 #define V_RELU(z) _mm256_max_ps(_mm256_setzero_ps(), z)
 #define V_LEAKY(z, s) \
     _mm256_blendv_ps(_mm256_mul_ps(z, s), z, _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ))
+#define VIDX __m256i
+#define V_ROW_INDEX(ld, last) \
+    _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(last)), _mm256_set1_epi32(ld))
+#define V_GATHER(p, idx) _mm256_i32gather_ps(p, idx, 4)
 #endif
 
 #else
@@ -116,3 +138,4 @@ _Static_assert(FM_PANEL_BYTES % sizeof(V) == 0, "a weight panel must hold whole 
 _Static_assert(VL <= 16, "V_MASK builds lane masks in an unsigned int");
 #endif
 _Static_assert(FM_MR >= 1 && FM_GEMV_PANELS >= 1, "kernels.def: mr and gemv are positive");
+_Static_assert(FM_NARROW >= 0 && FM_NARROW <= 16, "kernels.def: narrow is 0 .. 16");

@@ -66,6 +66,15 @@ cdef extern from "fastmlp.h" nogil:
     int fm_network_n_steps(const fm_network *net)
     int fm_network_step_width(const fm_network *net, int step)
 
+    ctypedef struct fm_plan_options:
+        int tile_rows, split, dense_method
+    ctypedef struct fm_plan:
+        int threads, split_columns
+        size_t tile_rows, n_tiles, scratch_bytes
+    int fm_network_set_plan_options(fm_network *net, const fm_plan_options *options)
+    int fm_network_plan(const fm_network *net, size_t rows, int threads, fm_plan *plan)
+    int fm_network_step_method(const fm_network *net, size_t rows, int threads, int step)
+
 
 cdef extern from "cpu.h" nogil:
     const char *fm_cpu_feature_name(unsigned bit)
@@ -263,21 +272,25 @@ cdef class CompiledNetwork:
     def __dealloc__(self):
         fm_network_free(self._net)
 
-    def _build(self, list steps, bint is_double, int threads):
+    def _build(self, list steps, bint is_double, int threads, tuple plan=(0, 0, 0)):
         """Build from validated steps, each a tuple whose arrays are C-contiguous in the
         network's dtype: ("dense", w, b, code, vec), ("dense_reduced", precision (1
         bfloat16, 2 int8), uint16 bits / int8 values, float32 scales or None, b, code, vec),
         ("affine", width, scale, shift),
         ("layernorm", width, scale, shift, eps), ("activation", width, code, vec),
-        ("begin", width), ("end",); code is (kind, p0, p1), vec None or an array."""
+        ("begin", width), ("end",); code is (kind, p0, p1), vec None or an array.
+        plan: forced choices (tile rows, FM_SPLIT_*, FM_DENSE_*), zeros for planned."""
         if self._net != NULL:
             raise RuntimeError("a Network cannot be initialised twice; create a new one")
+        cdef fm_plan_options options
+        options.tile_rows, options.split, options.dense_method = plan
         cdef fm_network *net = fm_network_new(is_double)
         if net == NULL:
             raise MemoryError("not enough memory for the network")
         try:
             for step in steps:
                 _raise_for(_add_step(net, step))
+            _raise_for(fm_network_set_plan_options(net, &options))
             _raise_for(fm_network_finish(net))
         except BaseException:
             fm_network_free(net)
@@ -354,6 +367,23 @@ cdef class CompiledNetwork:
         return out
 
     __call__ = forward
+
+    def _plan(self, size_t rows, int threads):
+        """(threads, split_columns, tile_rows, n_tiles, scratch_bytes, methods) of a call of
+        `rows` rows on `threads` threads (0: the default); methods: (FM_DENSE_* code, output
+        width) per step, code -1 for steps that are not dense layers."""
+        cdef fm_plan plan
+        _raise_for(fm_network_plan(self._net, rows, threads, &plan))
+        methods = []
+        for step in range(fm_network_n_steps(self._net)):
+            method = fm_network_step_method(self._net, rows, threads, step)
+            if method == FM_ERR_ARGUMENT:
+                method = -1  # not a dense layer
+            else:
+                _raise_for(min(method, 0))
+            methods.append((method, fm_network_step_width(self._net, step)))
+        return (plan.threads, bool(plan.split_columns), plan.tile_rows, plan.n_tiles,
+                plan.scratch_bytes, tuple(methods))
 
     def _trace_step(self, int step, bint pre_activation, x):
         """What step `step` outputs for the 2-D batch x (x W + b for a dense step with

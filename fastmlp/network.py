@@ -6,10 +6,11 @@ layers after the same checks as before.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from . import _plan
 from ._assemble import Assembler, check_finite, collect_arrays, resolve_dtype
 from ._core import CompiledNetwork, as_real_array, check_threads
 from ._quantize import REDUCED, canonical_precision
@@ -145,6 +146,9 @@ class Network(CompiledNetwork):
     Affine of numbers).
     """
 
+    # Forced plan choices (fastmlp._plan.options), for tests; zeros: the core plans.
+    _plan_options: Tuple[int, int, int] = (0, 0, 0)
+
     def __init__(self, weights: Any, biases: Any = None, activations: Any = None,
                  dtype: Any = None, threads: Optional[int] = None,
                  precision: Optional[str] = None, n_inputs: Optional[int] = None) -> None:
@@ -183,7 +187,7 @@ class Network(CompiledNetwork):
             assembler.width = int(n_inputs)
         self._layers = assembler.layers(layers)
         self._dense = tuple(_dense_of(self._layers))
-        self._build(assembler.steps, dtype == np.float64, threads)
+        self._build(assembler.steps, dtype == np.float64, threads, self._plan_options)
 
     # -- description ---------------------------------------------------------------
     @property
@@ -272,6 +276,26 @@ class Network(CompiledNetwork):
         """Save to fastmlp's own model file (.npz, or .safetensors with that extra)."""
         from . import io
         io.save(self, path)
+
+    def plan(self, batch: int = 1, threads: Optional[int] = None) -> Dict[str, Any]:
+        """How a call with `batch` rows on `threads` threads (None: this network's default)
+        runs: the kernel variant, the threads and how they share the work ("rows": tiles of
+        rows over the threads, "columns": each dense layer's columns, "none": one thread),
+        the rows per tile, the tiles, the scratch memory beyond input and output, and per
+        step how each Dense layer runs ("panels", "narrow", "one row", "reduced
+        precision"). No choice changes any row's result."""
+        return _plan.describe(self, batch, threads, _trace_names(self._layers))
+
+    def _with_plan(self, tile_rows: int = 0, split: str = "auto",
+                   dense: str = "auto") -> "Network":
+        """The same network with plan choices forced (for tests comparing plans): rows per
+        tile (0: planned), split "auto", "rows" or "columns", dense "auto", "panels" or
+        "narrow" (narrow applies to layers of at most one panel of outputs)."""
+        forced = Network.__new__(Network)
+        forced._plan_options = _plan.options(tile_rows, split, dense)
+        forced.__init__(list(self._layers), dtype=self.dtype, threads=self.threads or None,
+                        precision=self._precision, n_inputs=self.n_inputs)
+        return forced
 
     # -- compute -------------------------------------------------------------------
     def trace(self, x: Any) -> List[Tuple[np.ndarray, np.ndarray]]:

@@ -49,7 +49,46 @@ def main():
                     assert np.array_equal(got, whole[:batch]), (active, widths, batch, threads)
             for row in (0, 7, 500, 1024):
                 assert np.array_equal(net(x[row]), whole[row]), (active, widths, row)
+    check_plans(rng, active)
     print(active, "ok")
+
+
+# Forced plans: every dense method, tile height and split gives the planned network's bits.
+PLANS = [dict(dense="panels"), dict(dense="narrow"), dict(tile_rows=24, split="rows"),
+         dict(tile_rows=48, split="columns", dense="narrow"), dict(split="columns")]
+PLAN_ACTIVATIONS = ["relu", ("leaky_relu", {"negative_slope": 0.3}), "sigmoid", "softmax",
+                    "identity"]
+
+
+def check_plans(rng, active):
+    """The narrow-layer kernel at widths 1..17 (and one panel, 32), every forced plan."""
+    for dtype in (np.float32, np.float64):
+        rtol, atol = tolerance(dtype)
+        for n_out in list(range(1, 18)) + [32]:
+            n_in = 1 + (n_out * 7) % 40
+            widths = [n_in, n_out, 3]
+            weights, biases = random_layers(rng, widths, dtype)
+            specs = [PLAN_ACTIVATIONS[n_out % len(PLAN_ACTIVATIONS)], "identity"]
+            names = [s if isinstance(s, str) else s[0] for s in specs]
+            params = [{} if isinstance(s, str) else s[1] for s in specs]
+            net = fastmlp.Network(weights, biases, specs)
+            x = rng.uniform(-2, 2, (130, n_in)).astype(dtype)
+            want = forward(weights, biases, names, x, params)
+            planned = net(x, threads=1)
+            np.testing.assert_allclose(planned, want, rtol=rtol,
+                                       atol=atol * (1 + np.abs(want).max()),
+                                       err_msg=f"{active} {dtype.__name__} {widths}")
+            for options in PLANS:
+                forced = net._with_plan(**options)
+                if options.get("dense") == "narrow":  # one panel: 128 bytes of outputs
+                    narrow = active != "generic" and n_out * np.dtype(dtype).itemsize <= 128
+                    method = forced.plan(25)["steps"][0]["method"]
+                    assert method == ("narrow" if narrow else "panels"), (active, widths, method)
+                for batch in (1, 2, 9, 25, 130):
+                    for threads in (1, 2):
+                        got = forced(x[:batch], threads=threads)
+                        assert np.array_equal(got, planned[:batch]), (
+                            active, dtype.__name__, widths, options, batch, threads)
 
 
 if __name__ == "__main__":

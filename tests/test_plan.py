@@ -1,0 +1,103 @@
+"""Network.plan(): how a call runs, and forced plans (Network._with_plan) that give the same
+bits as the planned one; every kernel variant is checked the same way in kernel_check.py."""
+import numpy as np
+import pytest
+
+import fastmlp
+from conftest import random_layers
+from fastmlp.layers import Dense, LayerNorm, Residual
+from reference import forward, tolerance
+
+
+def chain(rng, widths, activations, dtype=np.float32):
+    weights, biases = random_layers(rng, widths, dtype)
+    return fastmlp.Network(weights, biases, activations), weights, biases
+
+
+def test_plan_names_the_kernel_the_threads_and_each_dense_method(rng):
+    net, _, _ = chain(rng, [784, 512, 256, 10], ["relu", "relu", "identity"])
+    one = net.plan(1, threads=1)
+    assert one["kernel"] == fastmlp.build_info()["kernel"]
+    assert (one["batch"], one["threads"], one["split"], one["tile_rows"], one["tiles"]) == \
+        (1, 1, "none", 1, 1)
+    assert [s["method"] for s in one["steps"]] == ["one row"] * 3
+    assert one["steps"][0]["step"] == "Dense 784->512 relu"
+    big = net.plan(16384, threads=2)
+    assert big["threads"] == 2 and big["split"] == "rows"
+    assert big["tile_rows"] % 24 == 0 and big["tiles"] == -(-16384 // big["tile_rows"])
+    # Scratch is bounded whatever the batch: one tile's buffers per thread.
+    assert big["scratch_bytes"] == net.plan(1 << 20, threads=2)["scratch_bytes"]
+    assert big["scratch_bytes"] < 4 << 20
+    narrow = "panels" if fastmlp.build_info()["kernel"] == "generic" else "narrow"
+    assert [s["method"] for s in big["steps"]] == ["panels", "panels", narrow]
+
+
+def test_small_batches_of_a_big_network_share_columns(rng):
+    net, _, _ = chain(rng, [784, 512, 256, 10], ["relu", "relu", "identity"])
+    plan = net.plan(8, threads=2)
+    assert plan["split"] == "columns" and plan["tiles"] == 1
+
+
+def test_plan_of_other_steps_and_reduced_precision(rng):
+    weights, biases = random_layers(rng, [6, 6, 6], np.float32)
+    net = fastmlp.Network([LayerNorm(width=6), Residual([Dense(weights[0], biases[0], "relu")]),
+                           Dense(weights[1], biases[1])])
+    steps = net.plan(64)["steps"]
+    assert [s["step"] for s in steps] == ["LayerNorm (6 features)", "residual block begins",
+                                          "Dense 6->6 relu", "Residual (6 features)",
+                                          "Dense 6->6 identity"]
+    assert "method" not in steps[0] and "method" in steps[2]
+    reduced = net.quantize("int8").plan(64)["steps"]
+    assert reduced[2]["method"] == reduced[4]["method"] == "reduced precision"
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(split="diagonal"), "valid: auto, rows, columns"),
+    (dict(dense="wide"), "valid: auto, panels, narrow"),
+    (dict(tile_rows=-1), "tile_rows must be a non-negative integer"),
+])
+def test_unknown_plan_choices_are_refused(rng, bad, message):
+    net, _, _ = chain(rng, [3, 4, 2], ["sigmoid", "identity"])
+    with pytest.raises(ValueError, match=message):
+        net._with_plan(**bad)
+
+
+@pytest.mark.parametrize("batch", [0, -1, 2.5, True])
+def test_plan_of_a_bad_batch_is_refused(rng, batch):
+    net, _, _ = chain(rng, [3, 4, 2], ["sigmoid", "identity"])
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
+        net.plan(batch)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("widths, activations", [
+    ([3, 4, 2], ["sigmoid", "identity"]),
+    ([40, 17, 9, 1], ["relu", ("leaky_relu", {"negative_slope": 0.2}), "identity"]),
+    ([64, 128, 128, 10], ["relu", "relu", "softmax"]),
+])
+def test_every_forced_plan_gives_the_planned_bits(rng, dtype, widths, activations):
+    net, weights, biases = chain(rng, widths, activations, dtype)
+    x = rng.uniform(-2, 2, (300, widths[0])).astype(dtype)
+    planned = net(x, threads=1)
+    names = [a if isinstance(a, str) else a[0] for a in activations]
+    params = [{} if isinstance(a, str) else a[1] for a in activations]
+    want = forward(weights, biases, names, x, params)
+    rtol, atol = tolerance(dtype)
+    np.testing.assert_allclose(planned, want, rtol=rtol, atol=atol * (1 + np.abs(want).max()))
+    for tile_rows in (0, 24, 72):
+        for split in ("auto", "rows", "columns"):
+            for dense in ("auto", "panels", "narrow"):
+                forced = net._with_plan(tile_rows, split, dense)
+                for batch in (1, 2, 25, 300):
+                    for threads in (1, 2):
+                        got = forced(x[:batch], threads=threads)
+                        assert np.array_equal(got, planned[:batch]), \
+                            (tile_rows, split, dense, batch, threads)
+
+
+def test_forced_tile_rows_show_in_the_plan(rng):
+    net, _, _ = chain(rng, [40, 17, 9, 1], ["relu", "relu", "identity"])
+    plan = net._with_plan(tile_rows=30).plan(1000, threads=1)
+    assert plan["tile_rows"] == 48 and plan["tiles"] == 21  # rounded up to 24s
+    assert net._with_plan(split="columns").plan(1000, threads=2)["split"] == "columns"
+    assert net._with_plan(split="rows").plan(30, threads=2)["split"] == "rows"

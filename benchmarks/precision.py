@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 import harness
+from fastmlp._cpuflags import cpu_flags, kernel_header
 from harness import Competitor
 
 PRECISIONS = ("bfloat16", "int8")
@@ -33,8 +34,6 @@ SHORT = {"bfloat16": "bf16", "int8": "int8"}
 SANITY_BOUND = {"bfloat16": 0.02, "int8": 0.05}
 DEFAULT_NETWORKS = ("64-128-128-10", "784-512-256-10")
 QUICK_NETWORKS = ("64-128-128-10",)
-# CPU flags (/proc/cpuinfo) that say which reduced-precision kernels could run.
-CPU_FLAGS = ("avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
 
 
 def parse_precisions(text: str) -> list:
@@ -50,22 +49,6 @@ def parse_precisions(text: str) -> list:
         if name not in out:
             out.append(name)
     return out
-
-
-def cpu_flags() -> dict:
-    """{flag: present} for CPU_FLAGS, from /proc/cpuinfo (all False where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            present = set(next((line.split(":", 1)[1].split() for line in f
-                                if line.startswith("flags")), []))
-    except OSError:
-        present = set()
-    return {flag: flag in present for flag in CPU_FLAGS}
-
-
-def has_amx(flags: dict, precision: str) -> bool:
-    return flags.get("amx_tile", False) and flags.get(
-        "amx_bf16" if precision == "bfloat16" else "amx_int8", False)
 
 
 # ----------------------------------------------------------------------------------------
@@ -332,7 +315,4 @@ def format_table(cells) -> str:
 
 def format_header(build_info, flags) -> str:
     kernel = build_info.get("kernel", "?") if isinstance(build_info, dict) else "?"
-    have = ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in flags.items())
-    amx = [p for p in PRECISIONS if has_amx(flags, p)]
-    return (f"fastmlp kernel: {kernel}; CPU reduced-precision flags: {have}"
-            f" ({'AMX for ' + ', '.join(amx) if amx else 'no AMX'})")
+    return kernel_header(kernel, flags)

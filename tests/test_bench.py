@@ -159,13 +159,14 @@ def test_precision_section_cells(tmp_path, capsys):
     """The quick precision run: a cell per precision and batch, fastmlp quantized and float32
     timed with finite errors, every installed peer of the precision timed or reported."""
     import precision
+    from fastmlp._cpuflags import CPU_FLAGS
     out = tmp_path / "p.json"
     assert bench.main([*PRECISION_ONLY, "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "fastmlp kernel: " in text and "amx_tile" in text
     data = json.loads(out.read_text())
     assert data["cases"] == [] and data["errors"] == []
-    assert set(data["meta"]["machine"]["cpu_flags"]) == set(precision.CPU_FLAGS)
+    assert set(data["meta"]["machine"]["cpu_flags"]) == set(CPU_FLAGS)
     cells = data["precision_cases"]
     assert sorted((c["precision"], c["batch"]) for c in cells) == [
         ("bfloat16", 1), ("bfloat16", 33), ("int8", 1), ("int8", 33)]

@@ -4,6 +4,7 @@
 
 #include "cpu.h"
 #include "fastmlp.h"
+#include "forward.h"
 #include "kernel_table.h"
 
 /* A variant's functions where it is built for this architecture, else NULL. */
@@ -62,6 +63,7 @@ unsigned fm_kernel_missing_features(int kernel) {
 }
 
 int fm_select_kernel(const char *name) {
+    fm_plan_set_l2(fm_cpu_caches().l2); /* CPUID is slow under a hypervisor: read once */
     if (name == NULL || name[0] == '\0' || strcmp(name, "auto") == 0) {
         for (int k = FM_N_KERNELS - 1; k >= 0; k--)
             if (fm_kernel_supported(k)) {

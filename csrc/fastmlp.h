@@ -182,6 +182,7 @@ typedef struct {
     int split_columns;    /* the threads share each dense layer by columns, tile after tile */
     size_t tile_rows, n_tiles;
     size_t scratch_bytes; /* the call's scratch memory beyond its input and output */
+    size_t tile_bytes;    /* the scratch a tile aims at (half of one core's L2) */
 } fm_plan;
 /* The plan of a call of `rows` rows (>= 1) on `threads` threads (<= 0: the network's
  * setting); FM_OK, or FM_ERR_STATE / FM_ERR_ARGUMENT. */

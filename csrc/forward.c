@@ -12,13 +12,17 @@
 #include "pool.h"
 #include "steps.h"
 
-/* Scratch per thread for a tile's intermediates (at least two buffers' worth): within
- * L2 where the widths allow, but never fewer than FM_MIN_TILE_ROWS rows, since every
- * tile reads all the weights once. */
-#define FM_TILE_BYTES (512 * 1024)
+/* Scratch per thread for a tile's intermediates (at least two buffers' worth): half of
+ * one core's L2 where the widths allow (within these bounds, whatever the CPU reports),
+ * but never fewer than FM_MIN_TILE_ROWS rows, since every tile reads all the weights
+ * once. */
+#define FM_TILE_BYTES_DEFAULT (512 * 1024)
+#define FM_TILE_BYTES_MIN (256 * 1024)
+#define FM_TILE_BYTES_MAX (1024 * 1024)
 #define FM_MIN_TILE_ROWS 96
 #define FM_MAX_TILE_ROWS 512
-/* Tiles are a multiple of FM_TILE_QUANTUM rows (kernels.def: a multiple of every mr). */
+/* Forced tile heights are a multiple of FM_TILE_QUANTUM rows (kernels.def: a multiple of
+ * every mr); planned ones a multiple of the active kernel's mr. */
 /* Below this many multiply-adds a call is not worth waking other threads. */
 #define FM_PARALLEL_MIN_MACS (1u << 18)
 /* Batches of fewer rows per thread than this share each layer by columns
@@ -31,6 +35,18 @@
 #define FM_SPLIT_MIN_WEIGHT_BYTES (1u << 20)
 /* Scratch of single-threaded calls up to this size lives on the stack. */
 #define FM_STACK_SCRATCH (16 * 1024)
+
+/* Set once, by fm_select_kernel at import, before any call reads it. */
+static size_t tile_bytes = FM_TILE_BYTES_DEFAULT;
+
+void fm_plan_set_l2(size_t l2_bytes) {
+    const size_t half = l2_bytes / 2;
+    tile_bytes = half < FM_TILE_BYTES_MIN   ? FM_TILE_BYTES_MIN
+                 : half > FM_TILE_BYTES_MAX ? FM_TILE_BYTES_MAX
+                                            : half;
+}
+
+size_t fm_plan_tile_bytes(void) { return tile_bytes; }
 
 static size_t round_up(size_t n, size_t quantum) { return (n + quantum - 1) / quantum * quantum; }
 
@@ -57,7 +73,7 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
     /* Rows 4 KiB apart share L1 sets; one cache line more keeps them apart. */
     if (t.stride && (t.stride * elem) % 4096 == 0) t.stride += FM_ALIGN / elem;
     const size_t buffers = n_buffers > 2 ? (size_t)n_buffers : 2;
-    size_t cap = t.stride ? FM_TILE_BYTES / (buffers * t.stride * elem) : FM_MAX_TILE_ROWS;
+    size_t cap = t.stride ? tile_bytes / (buffers * t.stride * elem) : FM_MAX_TILE_ROWS;
     cap = cap / FM_TILE_QUANTUM * FM_TILE_QUANTUM;
     cap = cap < FM_MIN_TILE_ROWS ? FM_MIN_TILE_ROWS : cap;
     cap = cap > FM_MAX_TILE_ROWS ? FM_MAX_TILE_ROWS : cap;
@@ -72,7 +88,14 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
                            macs * elem > FM_SPLIT_MIN_WEIGHT_BYTES);
     else
         t.split_columns = threads > 1 && options->split == FM_SPLIT_COLUMNS;
-    size_t tile = t.split_columns ? rows : round_up(rows_per_thread, FM_TILE_QUANTUM);
+    const int mr = fm_kernels()->mr;
+    /* Every thread gets the same number of tiles (11 tiles on 2 threads would leave one
+     * idle for a tile's time): the fewest tiles of at most cap rows that the threads
+     * share evenly, their height rounded up to whole micro-tiles only (cap is a
+     * multiple of mr, so it stays within cap). */
+    const size_t per_thread = (rows_per_thread + cap - 1) / cap;
+    const size_t even = per_thread * (size_t)threads;
+    size_t tile = t.split_columns ? rows : round_up((rows + even - 1) / even, (size_t)mr);
     t.tile = tile < cap ? tile : cap;
     if (options->tile_rows > 0) t.tile = round_up((size_t)options->tile_rows, FM_TILE_QUANTUM);
     t.tile = t.tile < rows ? t.tile : rows;
@@ -83,7 +106,6 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
     }
     /* The tile's scratch buffers, then room to pack a tile's rows for the kernel (which
      * packs any tile of more rows than one micro-tile). */
-    const int mr = fm_kernels()->mr;
     t.scratch_bytes = round_up((size_t)n_buffers * t.tile * t.stride * elem, FM_ALIGN);
     t.pack_elems = t.tile > (size_t)mr ? fm_pack_area_elems(t.tile, mr) : 0;
     t.scratch_bytes += t.pack_elems * elem;

@@ -19,6 +19,10 @@ typedef struct {
     int split_columns;    /* the team shares every dense layer by columns, tile after tile */
 } fm_tiling;
 
+/* Tiles' scratch follows one core's L2 (fm_cpu_caches): set once, at kernel selection. */
+void fm_plan_set_l2(size_t l2_bytes);
+size_t fm_plan_tile_bytes(void);
+
 /* The tiling of a call (options NULL: every choice planned). */
 fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
                         size_t elem, int threads, const fm_plan_options *options);

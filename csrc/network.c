@@ -365,6 +365,7 @@ int fm_network_plan(const fm_network *net, size_t rows, int threads, fm_plan *pl
     /* One slot's scratch when the team shares each tile, else one per thread; small
      * single-threaded calls keep theirs on the stack. */
     plan->scratch_bytes = t.scratch_bytes * (plan->split_columns ? 1 : (size_t)t.threads);
+    plan->tile_bytes = fm_plan_tile_bytes();
     return FM_OK;
 }
 

@@ -70,7 +70,7 @@ cdef extern from "fastmlp.h" nogil:
         int tile_rows, split, dense_method
     ctypedef struct fm_plan:
         int threads, split_columns
-        size_t tile_rows, n_tiles, scratch_bytes
+        size_t tile_rows, n_tiles, scratch_bytes, tile_bytes
     int fm_network_set_plan_options(fm_network *net, const fm_plan_options *options)
     int fm_network_plan(const fm_network *net, size_t rows, int threads, fm_plan *plan)
     int fm_network_step_method(const fm_network *net, size_t rows, int threads, int step)
@@ -369,7 +369,7 @@ cdef class CompiledNetwork:
     __call__ = forward
 
     def _plan(self, size_t rows, int threads):
-        """(threads, split_columns, tile_rows, n_tiles, scratch_bytes, methods) of a call of
+        """(threads, split_columns, tile_rows, n_tiles, scratch_bytes, tile_bytes, methods) of a call of
         `rows` rows on `threads` threads (0: the default); methods: (FM_DENSE_* code, output
         width) per step, code -1 for steps that are not dense layers."""
         cdef fm_plan plan
@@ -383,7 +383,7 @@ cdef class CompiledNetwork:
                 _raise_for(min(method, 0))
             methods.append((method, fm_network_step_width(self._net, step)))
         return (plan.threads, bool(plan.split_columns), plan.tile_rows, plan.n_tiles,
-                plan.scratch_bytes, tuple(methods))
+                plan.scratch_bytes, plan.tile_bytes, tuple(methods))
 
     def _trace_step(self, int step, bint pre_activation, x):
         """What step `step` outputs for the 2-D batch x (x W + b for a dense step with

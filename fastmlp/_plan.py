@@ -44,7 +44,7 @@ def describe(net: "Network", batch: int, threads: Optional[int],
     """The plan of net(x) for x of `batch` rows on `threads` threads (None: its default)."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    n_threads, split_columns, tile_rows, n_tiles, scratch, methods = net._plan(
+    n_threads, split_columns, tile_rows, n_tiles, scratch, tile_bytes, methods = net._plan(
         batch, _core.check_threads(threads))
     steps = []
     for layer, (method, width) in zip(labels, methods):
@@ -60,5 +60,6 @@ def describe(net: "Network", batch: int, threads: Optional[int],
         "tile_rows": tile_rows,
         "tiles": n_tiles,
         "scratch_bytes": scratch,
+        "tile_target_bytes": tile_bytes,
         "steps": steps,
     }

@@ -281,7 +281,8 @@ class Network(CompiledNetwork):
         """How a call with `batch` rows on `threads` threads (None: this network's default)
         runs: the kernel variant, the threads and how they share the work ("rows": tiles of
         rows over the threads, "columns": each dense layer's columns, "none": one thread),
-        the rows per tile, the tiles, the scratch memory beyond input and output, and per
+        the rows per tile, the tiles, the scratch memory beyond input and output (and the
+        scratch a tile aims at: half of one core's L2, read from the CPU), and per
         step how each Dense layer runs ("panels", "narrow", "one row", "reduced
         precision"). No choice changes any row's result."""
         return _plan.describe(self, batch, threads, _trace_names(self._layers))

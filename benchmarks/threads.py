@@ -87,7 +87,8 @@ def main(argv=None):
                     verdict = "met" if ratio >= TARGET else f"MISSED by {TARGET / ratio:.2f}x"
                     missed += ratio < TARGET
                 print(f"  {dtype} {spec.label:32s} batch {batch:6d}: 1 thread "
-                      f"{one * 1e6:11,.1f} us, {threads} threads {all_cores * 1e6:11,.1f} us, speed-up {ratio:4.2f}x"
+                      f"{one * 1e6:11,.1f} us, {threads} threads {all_cores * 1e6:11,.1f} us, "
+                      f"speed-up {ratio:4.2f}x"
                       f"  [{plan['split']}, tile {plan['tile_rows']}, {plan['tiles']} tiles]"
                       + (f"  target {TARGET}x: {verdict}" if applies else ""))
                 results.append({"network": spec.name, "dtype": dtype, "batch": batch,

@@ -1,4 +1,6 @@
 /* The dense-layer kernel, float and double; compiled once per instruction set. */
+#include <limits.h>
+
 #include "fastmlp.h"
 #include "isa.h"
 #include "kernel_table.h"

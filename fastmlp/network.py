@@ -10,7 +10,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import _plan
 from ._assemble import Assembler, check_finite, collect_arrays, resolve_dtype
 from ._core import CompiledNetwork, as_real_array, check_threads
 from ._quantize import REDUCED, canonical_precision
@@ -285,6 +284,8 @@ class Network(CompiledNetwork):
         scratch a tile aims at: half of one core's L2, read from the CPU), and per
         step how each Dense layer runs ("panels", "narrow", "one row", "reduced
         precision"). No choice changes any row's result."""
+        from . import _plan  # on demand: import fastmlp stays light
+
         return _plan.describe(self, batch, threads, _trace_names(self._layers))
 
     def _with_plan(self, tile_rows: int = 0, split: str = "auto",
@@ -292,6 +293,8 @@ class Network(CompiledNetwork):
         """The same network with plan choices forced (for tests comparing plans): rows per
         tile (0: planned), split "auto", "rows" or "columns", dense "auto", "panels" or
         "narrow" (narrow applies to layers of at most one panel of outputs)."""
+        from . import _plan
+
         forced = Network.__new__(Network)
         forced._plan_options = _plan.options(tile_rows, split, dense)
         forced.__init__(list(self._layers), dtype=self.dtype, threads=self.threads or None,

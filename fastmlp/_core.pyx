@@ -369,9 +369,9 @@ cdef class CompiledNetwork:
     __call__ = forward
 
     def _plan(self, size_t rows, int threads):
-        """(threads, split_columns, tile_rows, n_tiles, scratch_bytes, tile_bytes, methods) of a call of
-        `rows` rows on `threads` threads (0: the default); methods: (FM_DENSE_* code, output
-        width) per step, code -1 for steps that are not dense layers."""
+        """(threads, split_columns, tile_rows, n_tiles, scratch_bytes, tile_bytes, methods)
+        of a call of `rows` rows on `threads` threads (0: the default); methods: (FM_DENSE_*
+        code, output width) per step, code -1 for steps that are not dense layers."""
         cdef fm_plan plan
         _raise_for(fm_network_plan(self._net, rows, threads, &plan))
         methods = []

@@ -223,9 +223,9 @@ static void FM_CAT(narrow_chunk_rows_, SFX)(int nj, const REAL *xt, int kc, cons
 }
 
 /* Inputs kb .. kb+kc of `valid` rows into xt, input-major; lanes past them repeat the last
- * row (computed, never stored). Few inputs: one gather per input (scalar copies cost more
- * there: 3->4 measured 79 us against 137 us over 16384 rows); more: plain copies (a gather
- * per input, 128->10: 5.8 ms against 1.4 ms). Gathers take 32-bit element offsets. */
+ * row (computed, never stored). Few inputs: one gather per input (over 16384 rows, one
+ * thread: 4->2 88 us against 192 us with copies); more: plain copies (with gathers, 128->10
+ * took 5.8 ms against 1.4 ms). Gathers take 32-bit element offsets. */
 #define FM_NARROW_GATHER_INPUTS 32
 static void FM_CAT(narrow_pack_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, int valid, int kc,
                                       REAL *FM_RESTRICT xt) {

@@ -21,8 +21,6 @@
 #define FM_TILE_BYTES_MAX (1024 * 1024)
 #define FM_MIN_TILE_ROWS 96
 #define FM_MAX_TILE_ROWS 512
-/* Forced tile heights are a multiple of FM_TILE_QUANTUM rows (kernels.def: a multiple of
- * every mr); planned ones a multiple of the active kernel's mr. */
 /* Below this many multiply-adds a call is not worth waking other threads. */
 #define FM_PARALLEL_MIN_MACS (1u << 18)
 /* Batches of fewer rows per thread than this share each layer by columns
@@ -88,22 +86,24 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
                            macs * elem > FM_SPLIT_MIN_WEIGHT_BYTES);
     else
         t.split_columns = threads > 1 && options->split == FM_SPLIT_COLUMNS;
+    /* A call too small to wake other threads runs on the caller's alone, in tiles planned
+     * for one thread. */
+    if (!t.split_columns && options->split == FM_SPLIT_AUTO && macs * rows < FM_PARALLEL_MIN_MACS)
+        threads = 1;
     const int mr = fm_kernels()->mr;
     /* Every thread gets the same number of tiles (11 tiles on 2 threads would leave one
      * idle for a tile's time): the fewest tiles of at most cap rows that the threads
      * share evenly, their height rounded up to whole micro-tiles only (cap is a
      * multiple of mr, so it stays within cap). */
-    const size_t per_thread = (rows_per_thread + cap - 1) / cap;
+    const size_t per_thread = ((rows + threads - 1) / threads + cap - 1) / cap;
     const size_t even = per_thread * (size_t)threads;
     size_t tile = t.split_columns ? rows : round_up((rows + even - 1) / even, (size_t)mr);
     t.tile = tile < cap ? tile : cap;
+    /* Forced heights are a multiple of FM_TILE_QUANTUM (kernels.def: of every mr). */
     if (options->tile_rows > 0) t.tile = round_up((size_t)options->tile_rows, FM_TILE_QUANTUM);
     t.tile = t.tile < rows ? t.tile : rows;
     t.n_tiles = (rows + t.tile - 1) / t.tile;
-    if (!t.split_columns) {
-        if ((size_t)threads > t.n_tiles) threads = (int)t.n_tiles;
-        if (macs * rows < FM_PARALLEL_MIN_MACS && options->split == FM_SPLIT_AUTO) threads = 1;
-    }
+    if (!t.split_columns && (size_t)threads > t.n_tiles) threads = (int)t.n_tiles;
     /* The tile's scratch buffers, then room to pack a tile's rows for the kernel (which
      * packs any tile of more rows than one micro-tile). */
     t.scratch_bytes = round_up((size_t)n_buffers * t.tile * t.stride * elem, FM_ALIGN);
@@ -117,9 +117,9 @@ int fm_dense_method(const fm_layer *layer, size_t elem, size_t tile) {
     if (layer->precision != FM_PRECISION_NATIVE) return FM_DENSE_REDUCED;
     if (tile == 1) return FM_DENSE_ONE_ROW;
     const int nr = (int)(FM_PANEL_BYTES / elem);
-    return fm_dense_is_narrow(layer, fm_kernels()->narrow, nr, tile, 0, fm_panels(layer->n_out, elem))
-               ? FM_DENSE_NARROW
-               : FM_DENSE_PANELS;
+    const int narrow = fm_dense_is_narrow(layer, fm_kernels()->narrow, nr, tile, 0,
+                                          fm_panels(layer->n_out, elem));
+    return narrow ? FM_DENSE_NARROW : FM_DENSE_PANELS;
 }
 
 /* Dense layers as steps of their own, for the layer-list API (fm_forward_*). */

@@ -48,12 +48,14 @@ static inline float round_bf16(float x) {
     return x;
 }
 
+#if !FM_REDUCED_AVX2
 static inline float bf16_value(uint16_t bits) {
     uint32_t u = (uint32_t)bits << 16;
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
 }
+#endif
 
 /* Rows of x rounded to bfloat16, padded with a zero input to an even count. */
 static void prepare_bf16(const float *x, size_t ldx, size_t rows, int n_in, float *dst) {

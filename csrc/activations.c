@@ -12,6 +12,8 @@
 #define M_EXPM1 fm_expm1_f32
 #define M_LOG1P_POS fm_log1p_pos_f32
 #define M_EXP_MUL fm_exp_mul_f32
+#define M_TANH fm_tanh_f32
+#define M_SIGMOID fm_sigmoid_f32
 #define M_DIV_REM fm_div_rem_f32
 #include "activations_impl.h"
 #undef REAL
@@ -23,6 +25,8 @@
 #undef M_EXPM1
 #undef M_LOG1P_POS
 #undef M_EXP_MUL
+#undef M_TANH
+#undef M_SIGMOID
 #undef M_DIV_REM
 
 #define REAL double
@@ -34,5 +38,7 @@
 #define M_EXPM1 fm_expm1_f64
 #define M_LOG1P_POS fm_log1p_pos_f64
 #define M_EXP_MUL fm_exp_mul_f64
+#define M_TANH fm_tanh_f64
+#define M_SIGMOID fm_sigmoid_f64
 #define M_DIV_REM fm_div_rem_f64
 #include "activations_impl.h"

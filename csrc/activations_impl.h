@@ -2,19 +2,13 @@
  * Included by activations.c with REAL, SFX (f32/f64) and the math functions
  * M_EXP_NEG (e^x, x <= 0), M_EXPM1_NEG (e^x - 1, x <= 0), M_LOG1P_UNIT
  * (log(1 + y), 0 <= y <= 1), M_GELU (z Phi(z)), M_EXPM1 (e^x - 1, any x), M_LOG1P_POS
- * (log(1 + y), y >= 0), M_EXP_MUL (fm_exp_mul_*) and M_DIV_REM (fm_div_rem_*) defined, all
- * the vectorisable ones of vmath.h, so these loops compile to SIMD code.
+ * (log(1 + y), y >= 0), M_TANH and M_SIGMOID, M_EXP_MUL (fm_exp_mul_*) and M_DIV_REM
+ * (fm_div_rem_*) defined, all the vectorisable ones of vmath.h, so these loops compile to
+ * SIMD code.
  *
  * Every formula is the numerically stable one: no overflow for any finite z,
  * and NaN propagates (comparisons are written so that NaN falls through to an
  * arithmetic expression of z). */
-
-/* 1 / (1 + e^-z) without overflow: exp of a non-positive number only. */
-FM_INLINE REAL FM_CAT(sigmoid_, SFX)(REAL z) {
-    REAL e = M_EXP_NEG(-(z < 0 ? -z : z));
-    REAL s = (REAL)1 / ((REAL)1 + e);
-    return z < 0 ? e * s : s;
-}
 
 FM_INLINE REAL FM_CAT(softplus_, SFX)(REAL z, REAL beta, REAL threshold) {
     REAL bz = beta * z;
@@ -23,14 +17,6 @@ FM_INLINE REAL FM_CAT(softplus_, SFX)(REAL z, REAL beta, REAL threshold) {
     /* NaN: abs_bz is NaN, so the log1p term carries it. */
     REAL soft = (positive_part + M_LOG1P_UNIT(M_EXP_NEG(-abs_bz))) / beta;
     return bz > threshold ? z : soft;
-}
-
-/* tanh from expm1 of a non-positive number: no overflow, accurate near 0. */
-FM_INLINE REAL FM_CAT(tanh_, SFX)(REAL z) {
-    REAL a = z < 0 ? -z : z;
-    REAL e = M_EXPM1_NEG(-2 * a);
-    REAL t = -e / (2 + e);
-    return z < 0 ? -t : t;
 }
 
 /* Softmax of one row, max-subtracted; a NaN anywhere makes the row NaN, as in numpy. */
@@ -192,10 +178,10 @@ static void FM_CAT(activate_row_, SFX)(fm_activation act, REAL *FM_RESTRICT z, s
         for (size_t j = 0; j < n; j++) z[j] = z[j] < 0 ? 0 : z[j];
         break;
     case FM_TANH:
-        for (size_t j = 0; j < n; j++) z[j] = FM_CAT(tanh_, SFX)(z[j]);
+        for (size_t j = 0; j < n; j++) z[j] = M_TANH(z[j]);
         break;
     case FM_SIGMOID:
-        for (size_t j = 0; j < n; j++) z[j] = FM_CAT(sigmoid_, SFX)(z[j]);
+        for (size_t j = 0; j < n; j++) z[j] = M_SIGMOID(z[j]);
         break;
     case FM_SOFTMAX:
         FM_CAT(softmax_row_, SFX)(z, n);
@@ -217,12 +203,12 @@ static void FM_CAT(activate_row_, SFX)(fm_activation act, REAL *FM_RESTRICT z, s
         for (size_t j = 0; j < n; j++) {
             REAL v = z[j];
             REAL u = c * (v + k * v * v * v);
-            z[j] = v * FM_CAT(sigmoid_, SFX)(2 * u);
+            z[j] = v * M_SIGMOID(2 * u);
         }
         break;
     }
     case FM_SILU:
-        for (size_t j = 0; j < n; j++) z[j] = z[j] * FM_CAT(sigmoid_, SFX)(z[j]);
+        for (size_t j = 0; j < n; j++) z[j] = z[j] * M_SIGMOID(z[j]);
         break;
     case FM_SOFTPLUS:
         for (size_t j = 0; j < n; j++) z[j] = FM_CAT(softplus_, SFX)(z[j], p0, p1);

@@ -124,31 +124,30 @@ FM_INLINE float fm_div_rem_f32(float n, float d, float q) {
 
 /* x = k ln2 + r, |r| <= ln2/2; k is read from the bits of the rounded value. */
 FM_INLINE double fm_reduce_f64(double x, int64_t *k) {
-    double kd = x * FM_LOG2E + FM_SHIFT_F64;
+    double kd = FM_MADD_F64(x, FM_LOG2E, FM_SHIFT_F64);
     *k = (int64_t)(fm_bits_f64(kd) - fm_bits_f64(FM_SHIFT_F64));
     kd -= FM_SHIFT_F64;
-    return (x - kd * FM_LN2_HI) - kd * FM_LN2_LO;
+    return FM_MADD_F64(-kd, FM_LN2_LO, FM_MADD_F64(-kd, FM_LN2_HI, x));
 }
 
 FM_INLINE double fm_pow2_f64(int64_t k) { /* 2^k for -1022 <= k <= 1023 */
     return fm_from_bits_f64((uint64_t)(k + 1023) << 52);
 }
 
-/* e^r - 1 on |r| <= ln2/2, to r^13/13!. */
+/* e^r - 1 on |r| <= ln2/2, to r^13/13!: r + r^2 p(r), p evaluated by Estrin's scheme (pairs,
+ * then pairs of pairs), a dependency chain of 5 multiply-adds instead of Horner's 12, which
+ * is what limits a vector loop of exponentials (the FMA units wait on it, not on each other). */
 FM_INLINE double fm_expm1_poly_f64(double r) {
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    return (p * r) * r + r;
+    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double p0 = FM_MADD_F64(1.0 / 6.0, r, 0.5);
+    double p1 = FM_MADD_F64(1.0 / 120.0, r, 1.0 / 24.0);
+    double p2 = FM_MADD_F64(1.0 / 5040.0, r, 1.0 / 720.0);
+    double p3 = FM_MADD_F64(1.0 / 362880.0, r, 1.0 / 40320.0);
+    double p4 = FM_MADD_F64(1.0 / 39916800.0, r, 1.0 / 3628800.0);
+    double p5 = FM_MADD_F64(1.0 / 6227020800.0, r, 1.0 / 479001600.0);
+    double q0 = FM_MADD_F64(p1, r2, p0), q1 = FM_MADD_F64(p3, r2, p2), q2 = FM_MADD_F64(p5, r2, p4);
+    double p = FM_MADD_F64(q2, r8, FM_MADD_F64(q1, r4, q0));
+    return FM_MADD_F64(p, r2, r);
 }
 
 /* e^x for x <= 0 (larger x are taken as 0); 0 below the subnormal range. */
@@ -171,6 +170,29 @@ FM_INLINE double fm_expm1_neg_f64(double x) {
     double r = fm_reduce_f64(x, &k);
     double q = fm_expm1_poly_f64(r), s = fm_pow2_f64(k);
     return s * q + (s - 1.0);
+}
+
+/* 1 / (1 + e^-z) from e = e^-|z| (no overflow): 1 / (1 + e) for z >= 0, e / (1 + e) below;
+ * NaN for NaN. -|z| and the choice come from the sign bit, as in fm_tanh_f64. */
+FM_INLINE double fm_sigmoid_f64(double z) {
+    double e = fm_exp_neg_f64(fm_from_bits_f64(fm_bits_f64(z) | FM_SIGN_F64));
+    double s = 1.0 / (1.0 + e);
+    return fm_sel_f64((fm_bits_f64(z) & FM_SIGN_F64) != 0, e * s, s);
+}
+
+/* tanh z = |e / (2 + e)| with z's sign, e = e^(-2|z|) - 1 in [-1, 0]: no overflow, accurate
+ * near 0, +-0 for +-0, NaN for NaN. The sign goes on by bits, so the loop needs no compares
+ * for it (fewer instructions in flight, the limit of a vector loop of these). */
+FM_INLINE double fm_tanh_f64(double z) {
+    uint64_t sign = fm_bits_f64(z) & FM_SIGN_F64;
+    double x = -2.0 * fm_from_bits_f64(fm_bits_f64(z) ^ sign);
+    x = x < -64.0 ? -64.0 : x; /* e^-64 - 1 rounds to -1 */
+    int64_t k;
+    double r = fm_reduce_f64(x, &k);
+    double s = fm_pow2_f64(k);
+    double e = FM_MADD_F64(s, fm_expm1_poly_f64(r), s - 1.0);
+    double t = e / (2.0 + e);
+    return fm_from_bits_f64((fm_bits_f64(t) & ~FM_SIGN_F64) | sign);
 }
 
 /* log(1 + y) for 0 <= y <= 1. */
@@ -331,26 +353,26 @@ FM_INLINE double fm_gelu_f64(double z) {
 #define FM_SHIFT_F32 12582912.0f /* 1.5 * 2^23 */
 
 FM_INLINE float fm_reduce_f32(float x, int32_t *k) {
-    float kd = x * 1.44269504f + FM_SHIFT_F32;
+    float kd = FM_MADD_F32(x, 1.44269504f, FM_SHIFT_F32);
     *k = (int32_t)(fm_bits_f32(kd) - fm_bits_f32(FM_SHIFT_F32));
     kd -= FM_SHIFT_F32;
-    return (x - kd * 0.693145752f) - kd * 1.42860677e-6f;
+    return FM_MADD_F32(-kd, 1.42860677e-6f, FM_MADD_F32(-kd, 0.693145752f, x));
 }
 
 FM_INLINE float fm_pow2_f32(int32_t k) { /* 2^k for -126 <= k <= 127 */
     return fm_from_bits_f32((uint32_t)(k + 127) << 23);
 }
 
-/* e^r - 1 on |r| <= ln2/2, to r^8/8!. */
+/* e^r - 1 on |r| <= ln2/2, to r^8/8! (the next term, r^9/9! < 2^-33, is far below half an
+ * ulp of e^r - 1 >= r/2): r + r^2 p(r), p by Estrin's scheme as in fm_expm1_poly_f64. */
 FM_INLINE float fm_expm1_poly_f32(float r) {
-    float p = 1.0f / 40320.0f;
-    p = p * r + 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    return (p * r) * r + r;
+    float r2 = r * r, r4 = r2 * r2;
+    float p0 = FM_MADD_F32(1.0f / 6.0f, r, 0.5f);
+    float p1 = FM_MADD_F32(1.0f / 120.0f, r, 1.0f / 24.0f);
+    float p2 = FM_MADD_F32(1.0f / 5040.0f, r, 1.0f / 720.0f);
+    float q0 = FM_MADD_F32(p1, r2, p0);
+    float p = FM_MADD_F32(FM_MADD_F32(1.0f / 40320.0f, r2, p2), r4, q0);
+    return FM_MADD_F32(p, r2, r);
 }
 
 FM_INLINE float fm_exp_neg_f32(float x) {
@@ -370,6 +392,26 @@ FM_INLINE float fm_expm1_neg_f32(float x) {
     float r = fm_reduce_f32(x, &k);
     float q = fm_expm1_poly_f32(r), s = fm_pow2_f32(k);
     return s * q + (s - 1.0f);
+}
+
+/* As fm_sigmoid_f64. */
+FM_INLINE float fm_sigmoid_f32(float z) {
+    float e = fm_exp_neg_f32(fm_from_bits_f32(fm_bits_f32(z) | FM_SIGN_F32));
+    float s = 1.0f / (1.0f + e);
+    return fm_sel_f32((fm_bits_f32(z) & FM_SIGN_F32) != 0, e * s, s);
+}
+
+/* As fm_tanh_f64 (e^-32 - 1 rounds to -1 in float). */
+FM_INLINE float fm_tanh_f32(float z) {
+    uint32_t sign = fm_bits_f32(z) & FM_SIGN_F32;
+    float x = -2.0f * fm_from_bits_f32(fm_bits_f32(z) ^ sign);
+    x = x < -32.0f ? -32.0f : x;
+    int32_t k;
+    float r = fm_reduce_f32(x, &k);
+    float s = fm_pow2_f32(k);
+    float e = FM_MADD_F32(s, fm_expm1_poly_f32(r), s - 1.0f);
+    float t = e / (2.0f + e);
+    return fm_from_bits_f32((fm_bits_f32(t) & ~FM_SIGN_F32) | sign);
 }
 
 FM_INLINE float fm_log1p_unit_f32(float y) {

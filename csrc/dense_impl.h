@@ -289,8 +289,9 @@ static void FM_CAT(pack_rows_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, size_
     }
 }
 
-/* Column panels [first_panel, end_panel) over `rows` rows, in blocks of KC inputs: each
- * panel's block of weights stays in L1 while the rows stream past it in micro-tiles. */
+/* Column panels [first_panel, end_panel) over `rows` rows, in blocks of the layer's k_block
+ * inputs: each panel's block of weights stays in cache while the rows stream past it in
+ * micro-tiles, which carry their sums between blocks through the output (exactly). */
 static void FM_CAT(panels_, SFX)(const fm_layer *layer, const REAL *x, size_t ldx, size_t rows,
                                  REAL *out, size_t ldo, int first_panel, int end_panel,
                                  REAL *apack, int reg_act, REAL slope) {
@@ -304,8 +305,9 @@ static void FM_CAT(panels_, SFX)(const fm_layer *layer, const REAL *x, size_t ld
      * layer of 64 to 784 inputs (82 against 88 GFLOP/s at 256 x 256, 1024 rows). */
     const int packed = apack && rows > FM_MR && end_panel - first_panel > 1 &&
                        ldx * sizeof(REAL) % 4096 == 0;
-    for (int kb = 0; kb < n_in; kb += KC) {
-        const int kc = n_in - kb < KC ? n_in - kb : KC;
+    const int k_block = layer->k_block > 0 ? layer->k_block : KC;
+    for (int kb = 0; kb < n_in; kb += k_block) {
+        const int kc = n_in - kb < k_block ? n_in - kb : k_block;
         const int accumulate = kb > 0, last = kb + kc == n_in;
         if (packed) FM_CAT(pack_rows_, SFX)(x + kb, ldx, rows, kc, apack);
         for (int p = first_panel; p < end_panel; p++) {
@@ -324,7 +326,8 @@ static void FM_CAT(panels_, SFX)(const fm_layer *layer, const REAL *x, size_t ld
 
 /* Columns [first_panel * NR, end_panel * NR) of the layer (clipped to n_out),
  * so that threads can share one layer by columns. apack, when not NULL, holds
- * fm_pack_area_elems(rows, FM_MR) elements for packing x. */
+ * fm_pack_area_elems(rows, FM_MR, k) elements for packing x, k the layer's k_block (FM_KC
+ * when that is 0) or its inputs, whichever is fewer. */
 void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, size_t ldx,
                                           size_t rows, REAL *out, size_t ldo,
                                           int apply_activation, int first_panel, int end_panel,

@@ -250,7 +250,7 @@ void FM_SYM(fm_dense_reduced_cols)(const fm_layer *layer, const float *x, size_t
     size_t capacity = sizeof local;
     if (apack) { /* the caller's packing area, for a tile of at least these rows */
         work = (unsigned char *)apack;
-        capacity = fm_pack_area_elems(rows, FM_MR) * sizeof(float);
+        capacity = fm_pack_area_elems(rows, FM_MR, FM_KC) * sizeof(float);
     }
     size_t chunk = capacity / row_bytes;
     chunk = chunk > QMR ? chunk / QMR * QMR : chunk;

@@ -63,8 +63,8 @@ static inline int fm_activation_needs_whole_rows(int kind) {
 #define FM_ALIGN 64
 #define FM_NR_F32 (FM_PANEL_BYTES / 4)
 #define FM_NR_F64 (FM_PANEL_BYTES / 8)
-/* Inputs per block of the dense kernel: one panel's block (FM_KC x 128 bytes)
- * stays in L1 while the rows of a tile stream past it. */
+/* Inputs per block of the dense kernel unless a plan says otherwise (fm_layer.k_block):
+ * its outputs are summed in registers over a block, kept in memory between blocks. */
 #define FM_KC 256
 
 /* How a dense layer stores its weights: in the network's dtype, or reduced (float32
@@ -80,6 +80,8 @@ typedef struct {
     int precision;              /* FM_PRECISION_* */
     const float *scales;        /* int8: n_out column scales (w = q * scale) */
     int method;                 /* FM_DENSE_*: how the kernel runs it (native precision) */
+    int k_block;                /* inputs per block of its panels (0: FM_KC); any value
+                                 * gives the same bits, only the speed differs */
 } fm_layer;
 
 /* How a dense layer of several rows runs: chosen by fm_dense_is_narrow (AUTO), or forced
@@ -171,10 +173,14 @@ typedef struct {
     int tile_rows;    /* rows per tile (rounded up to a multiple of 24); 0: planned */
     int split;        /* FM_SPLIT_*: how several threads share a call */
     int dense_method; /* FM_DENSE_AUTO, _PANELS or _NARROW, for every dense layer */
+    int k_block;      /* inputs per block of every dense layer's panels; 0: planned */
 } fm_plan_options;
 /* Before fm_network_finish (FM_ERR_STATE after); FM_ERR_ARGUMENT for a value out of range. */
 int fm_network_set_plan_options(fm_network *net, const fm_plan_options *options);
 
+/* The inputs per block a dense step's panels run in (fm_layer.k_block as planned), or
+ * FM_ERR_ARGUMENT for a step that is not a dense layer. */
+int fm_network_step_k_block(const fm_network *net, int step);
 /* A dense layer's method as a plan reports it: FM_DENSE_PANELS, FM_DENSE_NARROW, or: */
 enum { FM_DENSE_ONE_ROW = 3, FM_DENSE_REDUCED = 4 };
 typedef struct {

@@ -54,14 +54,21 @@ static int fm_panels(int n_out, size_t elem) {
 
 fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
                         size_t elem, int threads, const fm_plan_options *options) {
-    const fm_plan_options planned = {0, FM_SPLIT_AUTO, FM_DENSE_AUTO};
+    const fm_plan_options planned = {0, FM_SPLIT_AUTO, FM_DENSE_AUTO, 0};
     if (!options) options = &planned;
     fm_tiling t;
     size_t widest = 0; /* widest value kept in scratch */
     double macs = 0;
+    /* The most inputs a dense step packs at once: only the caller's input or output can
+     * have rows 4 KiB apart (scratch rows never do); every area has room for FM_KC
+     * (dense_reduced.c prepares rows into it). */
+    int k_block = FM_KC;
     for (int i = 0; i < n_steps; i++) {
         const fm_layer *l = &steps[i].layer;
         if (steps[i].dst >= 0 && (size_t)l->n_out > widest) widest = l->n_out;
+        const int packs = steps[i].kind == FM_STEP_DENSE && steps[i].src < 0
+                              ? (l->k_block < l->n_in ? l->k_block : l->n_in) : 0;
+        k_block = packs > k_block ? packs : k_block;
         if (steps[i].kind == FM_STEP_DENSE) macs += (double)l->n_in * l->n_out;
         else macs += l->n_out; /* row-wise steps: about one operation per value */
     }
@@ -107,10 +114,23 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
     /* The tile's scratch buffers, then room to pack a tile's rows for the kernel (which
      * packs any tile of more rows than one micro-tile). */
     t.scratch_bytes = round_up((size_t)n_buffers * t.tile * t.stride * elem, FM_ALIGN);
-    t.pack_elems = t.tile > (size_t)mr ? fm_pack_area_elems(t.tile, mr) : 0;
+    t.pack_elems = t.tile > (size_t)mr ? fm_pack_area_elems(t.tile, mr, k_block) : 0;
     t.scratch_bytes += t.pack_elems * elem;
     t.threads = threads > 1 ? threads : 1;
     return t;
+}
+
+/* Planned: all the inputs, or the fewest even blocks whose panel of weights (k x 128 bytes)
+ * takes at most a quarter of L2 (half the tile's target): sums stay in registers over a
+ * whole block, and each block of weights, fetched once per tile, serves all of its rows
+ * from L2. Measured on Zen 4 (AVX2, 1 MiB L2), against the former fixed 256: 1024-4096-1024
+ * at 1024 rows 1.11x on one thread and 1.10x on two, 784-512-256-10 1.04x to 1.08x. */
+int fm_plan_k_block(const fm_layer *layer, size_t elem, int forced) {
+    (void)elem;
+    if (forced > 0) return layer->n_in < forced ? layer->n_in : forced;
+    const int most = (int)(tile_bytes / 2 / FM_PANEL_BYTES);
+    const int blocks = (layer->n_in + most - 1) / most;
+    return blocks > 1 ? (layer->n_in + blocks - 1) / blocks : layer->n_in;
 }
 
 int fm_dense_method(const fm_layer *layer, size_t elem, size_t tile) {
@@ -129,6 +149,7 @@ static fm_step *steps_of_layers(const fm_layer *layers, int n_layers, int *n_buf
     for (int l = 0; l < n_layers; l++) {
         steps[l].kind = FM_STEP_DENSE;
         steps[l].layer = layers[l];
+        if (steps[l].layer.k_block <= 0) steps[l].layer.k_block = fm_plan_k_block(&layers[l], 0, 0);
     }
     *n_buffers = fm_route_steps(steps, n_layers);
     return steps;

@@ -42,10 +42,11 @@ typedef struct {
 FM_KERNELS(FM_DECLARE_VARIANT)
 
 /* Elements of the area a tile of `rows` rows needs for packing its inputs, with a kernel
- * of `mr` rows per micro-tile: FM_KC inputs of the rows rounded up to whole micro-tiles
- * (dense_cols packs them so; the reduced-precision kernels prepare rows into it too). */
-static inline size_t fm_pack_area_elems(size_t rows, int mr) {
-    return (rows + (size_t)mr - 1) / (size_t)mr * (size_t)mr * FM_KC;
+ * of `mr` rows per micro-tile and blocks of k_block inputs: that many inputs of the rows
+ * rounded up to whole micro-tiles (dense_cols packs them so; the reduced-precision kernels
+ * prepare rows into the FM_KC inputs' worth every area holds). */
+static inline size_t fm_pack_area_elems(size_t rows, int mr, int k_block) {
+    return (rows + (size_t)mr - 1) / (size_t)mr * (size_t)mr * (size_t)k_block;
 }
 
 /* The table of the variant fm_select_kernel chose. */

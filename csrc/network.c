@@ -257,7 +257,7 @@ int fm_network_set_plan_options(fm_network *net, const fm_plan_options *options)
     if (net->finished) return FM_ERR_STATE;
     if (options->tile_rows < 0 || options->split < FM_SPLIT_AUTO ||
         options->split > FM_SPLIT_COLUMNS || options->dense_method < FM_DENSE_AUTO ||
-        options->dense_method > FM_DENSE_NARROW)
+        options->dense_method > FM_DENSE_NARROW || options->k_block < 0)
         return FM_ERR_ARGUMENT;
     net->options = *options;
     return FM_OK;
@@ -268,7 +268,11 @@ int fm_network_finish(fm_network *net) {
     if (net->n_steps == 0 || net->depth != 0) return FM_ERR_ARGUMENT;
     int n_buffers = fm_route_steps(net->steps, net->n_steps);
     if (n_buffers < 0) return FM_ERR_ARGUMENT;
-    for (int i = 0; i < net->n_steps; i++) net->steps[i].layer.method = net->options.dense_method;
+    for (int i = 0; i < net->n_steps; i++) {
+        fm_layer *layer = &net->steps[i].layer;
+        layer->method = net->options.dense_method;
+        layer->k_block = fm_plan_k_block(layer, net->elem, net->options.k_block);
+    }
     net->n_buffers = n_buffers;
     net->finished = 1;
     return FM_OK;
@@ -367,6 +371,13 @@ int fm_network_plan(const fm_network *net, size_t rows, int threads, fm_plan *pl
     plan->scratch_bytes = t.scratch_bytes * (plan->split_columns ? 1 : (size_t)t.threads);
     plan->tile_bytes = fm_plan_tile_bytes();
     return FM_OK;
+}
+
+int fm_network_step_k_block(const fm_network *net, int step) {
+    if (!net || !net->finished) return FM_ERR_STATE;
+    if (step < 0 || step >= net->n_steps || net->steps[step].kind != FM_STEP_DENSE)
+        return FM_ERR_ARGUMENT;
+    return net->steps[step].layer.k_block;
 }
 
 int fm_network_step_method(const fm_network *net, size_t rows, int threads, int step) {

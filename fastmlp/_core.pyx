@@ -67,13 +67,14 @@ cdef extern from "fastmlp.h" nogil:
     int fm_network_step_width(const fm_network *net, int step)
 
     ctypedef struct fm_plan_options:
-        int tile_rows, split, dense_method
+        int tile_rows, split, dense_method, k_block
     ctypedef struct fm_plan:
         int threads, split_columns
         size_t tile_rows, n_tiles, scratch_bytes, tile_bytes
     int fm_network_set_plan_options(fm_network *net, const fm_plan_options *options)
     int fm_network_plan(const fm_network *net, size_t rows, int threads, fm_plan *plan)
     int fm_network_step_method(const fm_network *net, size_t rows, int threads, int step)
+    int fm_network_step_k_block(const fm_network *net, int step)
 
 
 cdef extern from "cpu.h" nogil:
@@ -272,18 +273,19 @@ cdef class CompiledNetwork:
     def __dealloc__(self):
         fm_network_free(self._net)
 
-    def _build(self, list steps, bint is_double, int threads, tuple plan=(0, 0, 0)):
+    def _build(self, list steps, bint is_double, int threads, tuple plan=(0, 0, 0, 0)):
         """Build from validated steps, each a tuple whose arrays are C-contiguous in the
         network's dtype: ("dense", w, b, code, vec), ("dense_reduced", precision (1
         bfloat16, 2 int8), uint16 bits / int8 values, float32 scales or None, b, code, vec),
         ("affine", width, scale, shift),
         ("layernorm", width, scale, shift, eps), ("activation", width, code, vec),
         ("begin", width), ("end",); code is (kind, p0, p1), vec None or an array.
-        plan: forced choices (tile rows, FM_SPLIT_*, FM_DENSE_*), zeros for planned."""
+        plan: forced choices (tile rows, FM_SPLIT_*, FM_DENSE_*, inputs per block of the
+        dense layers), zeros for planned."""
         if self._net != NULL:
             raise RuntimeError("a Network cannot be initialised twice; create a new one")
         cdef fm_plan_options options
-        options.tile_rows, options.split, options.dense_method = plan
+        options.tile_rows, options.split, options.dense_method, options.k_block = plan
         cdef fm_network *net = fm_network_new(is_double)
         if net == NULL:
             raise MemoryError("not enough memory for the network")
@@ -371,17 +373,20 @@ cdef class CompiledNetwork:
     def _plan(self, size_t rows, int threads):
         """(threads, split_columns, tile_rows, n_tiles, scratch_bytes, tile_bytes, methods)
         of a call of `rows` rows on `threads` threads (0: the default); methods: (FM_DENSE_*
-        code, output width) per step, code -1 for steps that are not dense layers."""
+        code, output width, inputs per block) per step, code and block -1 for steps that
+        are not dense layers."""
         cdef fm_plan plan
         _raise_for(fm_network_plan(self._net, rows, threads, &plan))
         methods = []
         for step in range(fm_network_n_steps(self._net)):
             method = fm_network_step_method(self._net, rows, threads, step)
+            k_block = fm_network_step_k_block(self._net, step)
             if method == FM_ERR_ARGUMENT:
-                method = -1  # not a dense layer
+                method = k_block = -1  # not a dense layer
             else:
                 _raise_for(min(method, 0))
-            methods.append((method, fm_network_step_width(self._net, step)))
+                _raise_for(min(k_block, 0))
+            methods.append((method, fm_network_step_width(self._net, step), k_block))
         return (plan.threads, bool(plan.split_columns), plan.tile_rows, plan.n_tiles,
                 plan.scratch_bytes, plan.tile_bytes, tuple(methods))
 

@@ -18,15 +18,17 @@ DENSE_METHODS = ("auto", "panels", "narrow")
 _METHOD_NAMES = {1: "panels", 2: "narrow", 3: "one row", 4: "reduced precision"}
 
 
-def options(tile_rows: int = 0, split: str = "auto", dense: str = "auto") -> Tuple[int, int, int]:
+def options(tile_rows: int = 0, split: str = "auto", dense: str = "auto",
+            k_block: int = 0) -> Tuple[int, int, int, int]:
     """The core's plan options from names; ValueError listing the valid ones."""
-    if isinstance(tile_rows, bool) or not isinstance(tile_rows, int) or tile_rows < 0:
-        raise ValueError(f"tile_rows must be a non-negative integer, got {tile_rows!r}")
+    for name, value in (("tile_rows", tile_rows), ("k_block", k_block)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     if dense not in DENSE_METHODS:
         raise ValueError(f"unknown dense method {dense!r}; valid: {', '.join(DENSE_METHODS)}")
-    return tile_rows, SPLITS.index(split), DENSE_METHODS.index(dense)
+    return tile_rows, SPLITS.index(split), DENSE_METHODS.index(dense), k_block
 
 
 def _step_label(layer: Optional[Layer], width: int) -> str:
@@ -47,10 +49,12 @@ def describe(net: "Network", batch: int, threads: Optional[int],
     n_threads, split_columns, tile_rows, n_tiles, scratch, tile_bytes, methods = net._plan(
         batch, _core.check_threads(threads))
     steps = []
-    for layer, (method, width) in zip(labels, methods):
+    for layer, (method, width, k_block) in zip(labels, methods):
         step: Dict[str, Any] = {"step": _step_label(layer, width)}
         if method >= 0:
             step["method"] = _METHOD_NAMES[method]
+        if _METHOD_NAMES.get(method) == "panels":
+            step["inputs_per_block"] = k_block
         steps.append(step)
     return {
         "batch": batch,

@@ -146,7 +146,7 @@ class Network(CompiledNetwork):
     """
 
     # Forced plan choices (fastmlp._plan.options), for tests; zeros: the core plans.
-    _plan_options: Tuple[int, int, int] = (0, 0, 0)
+    _plan_options: Tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def __init__(self, weights: Any, biases: Any = None, activations: Any = None,
                  dtype: Any = None, threads: Optional[int] = None,
@@ -283,20 +283,22 @@ class Network(CompiledNetwork):
         the rows per tile, the tiles, the scratch memory beyond input and output (and the
         scratch a tile aims at: half of one core's L2, read from the CPU), and per
         step how each Dense layer runs ("panels", "narrow", "one row", "reduced
-        precision"). No choice changes any row's result."""
+        precision") and, for panels, how many inputs it sums per block. No choice changes
+        any row's result."""
         from . import _plan  # on demand: import fastmlp stays light
 
         return _plan.describe(self, batch, threads, _trace_names(self._layers))
 
     def _with_plan(self, tile_rows: int = 0, split: str = "auto",
-                   dense: str = "auto") -> "Network":
+                   dense: str = "auto", k_block: int = 0) -> "Network":
         """The same network with plan choices forced (for tests comparing plans): rows per
         tile (0: planned), split "auto", "rows" or "columns", dense "auto", "panels" or
-        "narrow" (narrow applies to layers of at most one panel of outputs)."""
+        "narrow" (narrow applies to layers of at most one panel of outputs), inputs per
+        block of the panels (0: planned)."""
         from . import _plan
 
         forced = Network.__new__(Network)
-        forced._plan_options = _plan.options(tile_rows, split, dense)
+        forced._plan_options = _plan.options(tile_rows, split, dense, k_block)
         forced.__init__(list(self._layers), dtype=self.dtype, threads=self.threads or None,
                         precision=self._precision, n_inputs=self.n_inputs)
         return forced

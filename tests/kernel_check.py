@@ -55,13 +55,15 @@ def main():
 
 # Forced plans: every dense method, tile height and split gives the planned network's bits.
 PLANS = [dict(dense="panels"), dict(dense="narrow"), dict(tile_rows=24, split="rows"),
-         dict(tile_rows=48, split="columns", dense="narrow"), dict(split="columns")]
+         dict(tile_rows=48, split="columns", dense="narrow"), dict(split="columns"),
+         dict(dense="panels", k_block=5), dict(tile_rows=24, k_block=16)]
 PLAN_ACTIVATIONS = ["relu", ("leaky_relu", {"negative_slope": 0.3}), "sigmoid", "softmax",
                     "identity"]
 
 
 def check_plans(rng, active):
-    """The narrow-layer kernel at widths 1..17 (and one panel, 32), every forced plan."""
+    """The narrow-layer kernel at widths 1..17 (and one panel, 32), every forced plan (blocks
+    of inputs included)."""
     for dtype in (np.float32, np.float64):
         rtol, atol = tolerance(dtype)
         for n_out in list(range(1, 18)) + [32]:

@@ -55,6 +55,8 @@ def test_plan_of_other_steps_and_reduced_precision(rng):
     (dict(split="diagonal"), "valid: auto, rows, columns"),
     (dict(dense="wide"), "valid: auto, panels, narrow"),
     (dict(tile_rows=-1), "tile_rows must be a non-negative integer"),
+    (dict(k_block=-5), "k_block must be a non-negative integer"),
+    (dict(k_block=2.0), "k_block must be a non-negative integer"),
 ])
 def test_unknown_plan_choices_are_refused(rng, bad, message):
     net, _, _ = chain(rng, [3, 4, 2], ["sigmoid", "identity"])
@@ -93,6 +95,36 @@ def test_every_forced_plan_gives_the_planned_bits(rng, dtype, widths, activation
                         got = forced(x[:batch], threads=threads)
                         assert np.array_equal(got, planned[:batch]), \
                             (tile_rows, split, dense, batch, threads)
+
+
+# Inputs 4 KiB apart (1024 floats, 512 doubles) are packed per block; others are read in
+# place: both, in blocks of every size, sum each output in the same order.
+@pytest.mark.parametrize("dtype, widths", [
+    (np.float32, [1024, 40, 3]), (np.float32, [300, 70, 5]),
+    (np.float64, [512, 40, 3]), (np.float64, [100, 33, 2]),
+])
+def test_every_forced_block_of_inputs_gives_the_planned_bits(rng, dtype, widths):
+    net, weights, biases = chain(rng, widths, ["tanh", "identity"], dtype)
+    x = rng.uniform(-2, 2, (200, widths[0])).astype(dtype)
+    planned = net(x, threads=1)
+    want = forward(weights, biases, ["tanh", "identity"], x)
+    rtol, atol = tolerance(dtype)
+    np.testing.assert_allclose(planned, want, rtol=rtol, atol=atol * (1 + np.abs(want).max()))
+    for k_block in (1, 7, 64, 100, 256, 5000):
+        for tile_rows in (0, 24):
+            forced = net._with_plan(tile_rows, k_block=k_block)
+            assert forced.plan(200)["steps"][0]["inputs_per_block"] == min(k_block, widths[0])
+            for batch in (2, 25, 200):
+                for threads in (1, 2):
+                    got = forced(x[:batch], threads=threads)
+                    assert np.array_equal(got, planned[:batch]), (k_block, tile_rows, batch)
+
+
+def test_the_plan_shows_the_inputs_per_block(rng):
+    net, _, _ = chain(rng, [784, 512, 256, 10], ["relu", "relu", "identity"])
+    steps = net.plan(1000, threads=1)["steps"]
+    assert all(0 < s["inputs_per_block"] <= n for s, n in zip(steps[:2], (784, 512)))
+    assert "inputs_per_block" not in net.plan(1, threads=1)["steps"][0]  # one row: all inputs
 
 
 def test_forced_tile_rows_show_in_the_plan(rng):

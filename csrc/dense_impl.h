@@ -59,12 +59,14 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
         int n = n_valid - v * VL;
         mask[v] = V_MASK(n < 0 ? 0 : (n > VL ? VL : n));
     }
+    /* A partial panel's vectors past n_valid hold padding: never loaded, biased or stored. */
+    const int live = full ? NV : (n_valid + VL - 1) / VL;
     V acc[FM_MR][NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NV; v++)
-            acc[r][v] = !accumulate ? V_ZERO()
-                        : full      ? V_LOADU(c + r * ldc + v * VL)
-                                    : V_MLOAD(c + r * ldc + v * VL, mask[v]);
+            acc[r][v] = !accumulate || v >= live ? V_ZERO()
+                        : full                   ? V_LOADU(c + r * ldc + v * VL)
+                                                 : V_MLOAD(c + r * ldc + v * VL, mask[v]);
     for (int k = 0; k < kc; k++) {
         V wk[NV];
         for (int v = 0; v < NV; v++) wk[v] = V_LOAD(w + (size_t)k * NR + v * VL);
@@ -75,7 +77,7 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
     }
     if (bias) {
         const V vslope = V_SET1(slope);
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < NV && v < live; v++) {
             const V b = full ? V_LOADU(bias + v * VL) : V_MLOAD(bias + v * VL, mask[v]);
             for (int r = 0; r < mr; r++) {
                 V z = V_ADD(acc[r][v], b);
@@ -86,7 +88,7 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
         }
     }
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < NV && v < live; v++) {
             if (full) V_STOREU(c + r * ldc + v * VL, acc[r][v]);
             else V_MSTORE(c + r * ldc + v * VL, mask[v], acc[r][v]);
         }

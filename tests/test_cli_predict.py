@@ -346,9 +346,13 @@ def test_ctrl_c_exits_130_and_removes_the_temp_file(wide):
     d = wide[0]
     out_dir = d / "interrupt"
     out_dir.mkdir()
+    # The child gets Ctrl-C's default action even where this run ignores SIGINT (a job a
+    # non-interactive shell started in the background): Python then turns it into
+    # KeyboardInterrupt, as in a terminal.
     proc = subprocess.Popen([sys.executable, "-m", "fastmlp", "predict", d / "wide.npz",
                              d / "big.npy", "-o", out_dir / "out.csv", "--batch-size", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while not leftovers(out_dir) and time.monotonic() < deadline:  # the temp file is open
         time.sleep(0.02)

@@ -27,7 +27,7 @@ class CompiledNetwork:
         steps: List[Tuple[Any, ...]],
         is_double: bool,
         threads: int,
-        plan: Tuple[int, int, int] = ...,
+        plan: Tuple[int, int, int, int] = ...,
     ) -> None: ...
     def _plan(
         self, rows: int, threads: int

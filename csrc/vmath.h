@@ -162,15 +162,19 @@ FM_INLINE double fm_exp_neg_f64(double x) {
     return p * fm_pow2_f64(k1) * fm_pow2_f64(k - k1);
 }
 
-/* e^x - 1 for x <= 0 (larger x are taken as 0), accurate near 0. */
-FM_INLINE double fm_expm1_neg_f64(double x) {
-    x = x > 0 ? 0 : x;
+/* e^x - 1 for x <= 0 or NaN (callers make sure), accurate near 0: the core of
+ * fm_expm1_neg_f64 and fm_tanh_f64, without the clamp of positive x that tanh does not need
+ * (its compare and blend made a vector loop of tanh 14-17% slower, measured on Zen 4). */
+FM_INLINE double fm_expm1_nonpos_f64(double x) {
     x = x < -64.0 ? -64.0 : x; /* e^-64 - 1 rounds to -1 */
     int64_t k;
     double r = fm_reduce_f64(x, &k);
     double q = fm_expm1_poly_f64(r), s = fm_pow2_f64(k);
-    return s * q + (s - 1.0);
+    return FM_MADD_F64(s, q, s - 1.0);
 }
+
+/* e^x - 1 for x <= 0 (larger x are taken as 0), accurate near 0. */
+FM_INLINE double fm_expm1_neg_f64(double x) { return fm_expm1_nonpos_f64(x > 0 ? 0 : x); }
 
 /* 1 / (1 + e^-z) from e = e^-|z| (no overflow): 1 / (1 + e) for z >= 0, e / (1 + e) below;
  * NaN for NaN. -|z| and the choice come from the sign bit, as in fm_tanh_f64. */
@@ -185,12 +189,7 @@ FM_INLINE double fm_sigmoid_f64(double z) {
  * for it (fewer instructions in flight, the limit of a vector loop of these). */
 FM_INLINE double fm_tanh_f64(double z) {
     uint64_t sign = fm_bits_f64(z) & FM_SIGN_F64;
-    double x = -2.0 * fm_from_bits_f64(fm_bits_f64(z) ^ sign);
-    x = x < -64.0 ? -64.0 : x; /* e^-64 - 1 rounds to -1 */
-    int64_t k;
-    double r = fm_reduce_f64(x, &k);
-    double s = fm_pow2_f64(k);
-    double e = FM_MADD_F64(s, fm_expm1_poly_f64(r), s - 1.0);
+    double e = fm_expm1_nonpos_f64(-2.0 * fm_from_bits_f64(fm_bits_f64(z) ^ sign));
     double t = e / (2.0 + e);
     return fm_from_bits_f64((fm_bits_f64(t) & ~FM_SIGN_F64) | sign);
 }
@@ -363,7 +362,7 @@ FM_INLINE float fm_pow2_f32(int32_t k) { /* 2^k for -126 <= k <= 127 */
     return fm_from_bits_f32((uint32_t)(k + 127) << 23);
 }
 
-/* e^r - 1 on |r| <= ln2/2, to r^8/8! (the next term, r^9/9! < 2^-33, is far below half an
+/* e^r - 1 on |r| <= ln2/2, to r^8/8! (the next term, r^9/9! < 2^-32, is far below half an
  * ulp of e^r - 1 >= r/2): r + r^2 p(r), p by Estrin's scheme as in fm_expm1_poly_f64. */
 FM_INLINE float fm_expm1_poly_f32(float r) {
     float r2 = r * r, r4 = r2 * r2;
@@ -385,14 +384,16 @@ FM_INLINE float fm_exp_neg_f32(float x) {
     return p * fm_pow2_f32(k1) * fm_pow2_f32(k - k1);
 }
 
-FM_INLINE float fm_expm1_neg_f32(float x) {
-    x = x > 0 ? 0 : x;
+/* As fm_expm1_nonpos_f64 (e^-32 - 1 rounds to -1 in float). */
+FM_INLINE float fm_expm1_nonpos_f32(float x) {
     x = x < -32.0f ? -32.0f : x;
     int32_t k;
     float r = fm_reduce_f32(x, &k);
     float q = fm_expm1_poly_f32(r), s = fm_pow2_f32(k);
-    return s * q + (s - 1.0f);
+    return FM_MADD_F32(s, q, s - 1.0f);
 }
+
+FM_INLINE float fm_expm1_neg_f32(float x) { return fm_expm1_nonpos_f32(x > 0 ? 0 : x); }
 
 /* As fm_sigmoid_f64. */
 FM_INLINE float fm_sigmoid_f32(float z) {
@@ -401,15 +402,10 @@ FM_INLINE float fm_sigmoid_f32(float z) {
     return fm_sel_f32((fm_bits_f32(z) & FM_SIGN_F32) != 0, e * s, s);
 }
 
-/* As fm_tanh_f64 (e^-32 - 1 rounds to -1 in float). */
+/* As fm_tanh_f64. */
 FM_INLINE float fm_tanh_f32(float z) {
     uint32_t sign = fm_bits_f32(z) & FM_SIGN_F32;
-    float x = -2.0f * fm_from_bits_f32(fm_bits_f32(z) ^ sign);
-    x = x < -32.0f ? -32.0f : x;
-    int32_t k;
-    float r = fm_reduce_f32(x, &k);
-    float s = fm_pow2_f32(k);
-    float e = FM_MADD_F32(s, fm_expm1_poly_f32(r), s - 1.0f);
+    float e = fm_expm1_nonpos_f32(-2.0f * fm_from_bits_f32(fm_bits_f32(z) ^ sign));
     float t = e / (2.0f + e);
     return fm_from_bits_f32((fm_bits_f32(t) & ~FM_SIGN_F32) | sign);
 }

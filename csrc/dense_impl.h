@@ -77,7 +77,7 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
     }
     if (bias) {
         const V vslope = V_SET1(slope);
-        for (int v = 0; v < NV && v < live; v++) {
+        for (int v = 0; v < live; v++) {
             const V b = full ? V_LOADU(bias + v * VL) : V_MLOAD(bias + v * VL, mask[v]);
             for (int r = 0; r < mr; r++) {
                 V z = V_ADD(acc[r][v], b);
@@ -88,7 +88,7 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
         }
     }
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < NV && v < live; v++) {
+        for (int v = 0; v < live; v++) {
             if (full) V_STOREU(c + r * ldc + v * VL, acc[r][v]);
             else V_MSTORE(c + r * ldc + v * VL, mask[v], acc[r][v]);
         }

@@ -107,13 +107,13 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
      * multiple of mr, so it stays within cap). */
     size_t per_thread = ((rows + threads - 1) / threads + cap - 1) / cap;
     /* Shared, several tiles each: the pool gives a thread's tiles to whoever is free, so a
-     * core slowed by other work (a busy host) takes fewer. Measured on Zen 4, two threads,
-     * 1024 rows: 64-128-128-10 1.74x one thread in 2 tiles each, 1.84x in 8 or more;
-     * 256-256-256-256-1 1.76x and 1.86x. One thread ran within 1% from 48 rows a tile. */
-    if (threads > 1 && per_thread < FM_SHARED_TILES) {
-        const size_t most = (rows + threads - 1) / threads / FM_MIN_SHARED_TILE_ROWS;
-        per_thread = most < FM_SHARED_TILES ? (most > per_thread ? most : per_thread)
-                                            : FM_SHARED_TILES;
+     * core slowed by other work (a busy host) takes fewer. Measured on Zen 4, two threads
+     * against one, 1024 rows, interleaved: 64-128-128-10 1.74x in 2 tiles each, 1.80x in 4;
+     * 256-256-256-256-1 1.76x and 1.92x. One thread ran within 1% from 48 rows a tile. */
+    if (threads > 1) { /* rows_per_thread is still this many threads' share */
+        const size_t fit = rows_per_thread / FM_MIN_SHARED_TILE_ROWS;
+        const size_t want = fit < FM_SHARED_TILES ? fit : FM_SHARED_TILES;
+        per_thread = per_thread > want ? per_thread : want;
     }
     const size_t even = per_thread * (size_t)threads;
     size_t tile = t.split_columns ? rows : round_up((rows + even - 1) / even, (size_t)mr);
@@ -135,10 +135,10 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
 /* Planned: all the inputs, or the fewest even blocks whose panel of weights (k x 128 bytes)
  * takes at most a quarter of L2 (half the tile's target): sums stay in registers over a
  * whole block, and each block of weights, fetched once per tile, serves all of its rows
- * from L2. Measured on Zen 4 (AVX2, 1 MiB L2), against the former fixed 256: 1024-4096-1024
- * at 1024 rows 1.11x on one thread and 1.10x on two, 784-512-256-10 1.04x to 1.08x. */
-int fm_plan_k_block(const fm_layer *layer, size_t elem, int forced) {
-    (void)elem;
+ * from L2. Measured on Zen 4 (AVX2, 1 MiB L2) against the former fixed 256, interleaved:
+ * 1024-4096-1024 at 1024 rows 1.07x on one thread, 1.01x on two, 1.06x at 32 rows;
+ * 784-512-256-10 1.06x at 1024 rows, 1.07x at 16384 on two threads. */
+int fm_plan_k_block(const fm_layer *layer, int forced) {
     if (forced > 0) return layer->n_in < forced ? layer->n_in : forced;
     const int most = (int)(tile_bytes / 2 / FM_PANEL_BYTES);
     const int blocks = (layer->n_in + most - 1) / most;
@@ -161,7 +161,7 @@ static fm_step *steps_of_layers(const fm_layer *layers, int n_layers, int *n_buf
     for (int l = 0; l < n_layers; l++) {
         steps[l].kind = FM_STEP_DENSE;
         steps[l].layer = layers[l];
-        if (steps[l].layer.k_block <= 0) steps[l].layer.k_block = fm_plan_k_block(&layers[l], 0, 0);
+        if (steps[l].layer.k_block <= 0) steps[l].layer.k_block = fm_plan_k_block(&layers[l], 0);
     }
     *n_buffers = fm_route_steps(steps, n_layers);
     return steps;

@@ -27,7 +27,7 @@ size_t fm_plan_tile_bytes(void);
 fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
                         size_t elem, int threads, const fm_plan_options *options);
 /* Inputs per block of a dense layer's panels: `forced` when positive, else planned. */
-int fm_plan_k_block(const fm_layer *layer, size_t elem, int forced);
+int fm_plan_k_block(const fm_layer *layer, int forced);
 /* How a dense step runs in tiles of `tile` rows (FM_DENSE_*). */
 int fm_dense_method(const fm_layer *layer, size_t elem, size_t tile);
 

@@ -271,7 +271,7 @@ int fm_network_finish(fm_network *net) {
     for (int i = 0; i < net->n_steps; i++) {
         fm_layer *layer = &net->steps[i].layer;
         layer->method = net->options.dense_method;
-        layer->k_block = fm_plan_k_block(layer, net->elem, net->options.k_block);
+        layer->k_block = fm_plan_k_block(layer, net->options.k_block);
     }
     net->n_buffers = n_buffers;
     net->finished = 1;

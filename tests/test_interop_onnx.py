@@ -674,6 +674,10 @@ def test_node_without_outputs():
             "node 'mute' (Relu)", "has no output")
     refusal(chain(mm(), helper.make_node("Relu", ["h"], [""], name="blank"), check=False),
             "node 'blank' (Relu)", "has no output")
+    # Found by the file fuzzer: a residual Add(h, f(h)) without an output (IndexError).
+    refusal(chain(mm(), helper.make_node("Sigmoid", ["h"], ["s"], name="sig"),
+                  helper.make_node("Add", ["h", "s"], [], name="res"), check=False),
+            "node 'res' (Add)", "has no output")
     refusal(chain(helper.make_node("Constant", [], [], name="c", value_float=1.0),
                   helper.make_node("Identity", [], ["k"], name="i"), mm("x", "y"),
                   check=False), "node 'c' (Constant): not on the chain")

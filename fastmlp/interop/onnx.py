@@ -563,6 +563,8 @@ class _Walker:
         if len(consumers) != 2 or len(adds) != 1 or list(adds[0].input).count(value) != 1:
             return None
         add = adds[0]
+        if not add.output or not add.output[0]:
+            raise ValueError(f"{_where(add)}: has no output; the chain cannot continue")
         end = add.input[1] if add.input[0] == value else add.input[0]
         mark = self.chain.mark()
         self.consumers[value] = [n for n in consumers if n is not add]

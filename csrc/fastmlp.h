@@ -245,22 +245,38 @@ void fm_aligned_free(void *p);
 /* Size in elements of the packed weights of an n_in x n_out layer. */
 size_t fm_packed_size_f32(int n_in, int n_out);
 size_t fm_packed_size_f64(int n_in, int n_out);
-/* Reduced-precision weights are packed in the column panels of float (FM_NR_F32
- * columns), each panel holding pairs of inputs side by side: element (k, c) of panel p
- * is at p * fm_pairs(n_in) * 2 * NR + (k / 2) * 2 * NR + 2 * c + k % 2 (an odd n_in is
- * padded with a zero input). The pairs feed two products per 32-bit lane (vpmaddwd for
- * int8, bfloat16 pairs for vdpbf16ps); every variant reads the same layout. */
-size_t fm_packed_size_reduced(int n_in, int n_out);
+/* Reduced-precision weights are packed in column panels of FM_NR_F32 columns; every
+ * variant reads the same layout, so the kernel can be switched without repacking.
+ *   bfloat16: a panel is fm_bf16_pairs(n_in) rows of NR pairs of inputs (k even, k odd)
+ *     side by side: (k, c) at k / 2 * 2 * NR + 2 * c + k % 2 (two products per 32-bit
+ *     lane, as vdpbf16ps and AMX's tdpbf16ps read them).
+ *   int8: a panel begins with NR int32 column sums (for vpdpbusd's unsigned inputs), then
+ *     fm_int8_quads(n_in) rows of NR quads of inputs: (k, c) at 4 * NR + k / 4 * 4 * NR +
+ *     4 * c + k % 4 bytes (four products per lane, vpdpbusd and tdpbssd).
+ * Rows past the inputs are zero, to a multiple of FM_REDUCED_K_ROWS: an AMX tile reads
+ * that many rows at once. */
+#define FM_REDUCED_K_ROWS 16
+static inline size_t fm_bf16_pairs(int n_in) {
+    const size_t rows = ((size_t)n_in + 1) / 2;
+    return (rows + FM_REDUCED_K_ROWS - 1) / FM_REDUCED_K_ROWS * FM_REDUCED_K_ROWS;
+}
+static inline size_t fm_int8_quads(int n_in) {
+    const size_t rows = ((size_t)n_in + 3) / 4;
+    return (rows + FM_REDUCED_K_ROWS - 1) / FM_REDUCED_K_ROWS * FM_REDUCED_K_ROWS;
+}
+/* Bytes of one panel, and of a layer's packed weights (precision FM_PRECISION_BF16/INT8). */
+size_t fm_reduced_panel_bytes(int precision, int n_in);
+size_t fm_packed_bytes_reduced(int precision, int n_in, int n_out);
 /* w: row-major n_in x n_out bfloat16 bit patterns, or int8 values. */
-void fm_pack_bf16(const unsigned short *w, int n_in, int n_out, unsigned short *dst);
-void fm_pack_int8(const signed char *w, int n_in, int n_out, signed char *dst);
+void fm_pack_bf16(const unsigned short *w, int n_in, int n_out, void *dst);
+void fm_pack_int8(const signed char *w, int n_in, int n_out, void *dst);
 /* Packs row-major w (n_in x n_out) into dst (fm_packed_size elements). */
 void fm_pack_f32(const float *w, int n_in, int n_out, float *dst);
 void fm_pack_f64(const double *w, int n_in, int n_out, double *dst);
 
 /* Kernel variants, best last: FM_KERNEL_generic, FM_KERNEL_avx2, ... (kernels.def). */
 #include "kernels.def"
-#define FM_KERNEL_ENUM_(name, id, arch, gcc, msvc, features, mr, gemv, narrow) FM_KERNEL_##name = id,
+#define FM_KERNEL_ENUM_(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec) FM_KERNEL_##name = id,
 typedef enum { FM_KERNELS(FM_KERNEL_ENUM_) FM_N_KERNELS } fm_kernel_id;
 #undef FM_KERNEL_ENUM_
 
@@ -270,6 +286,9 @@ int fm_kernel_supported(int kernel);
 /* The FM_CPU_* feature bits (cpu.h) the variant needs and this machine lacks (0: none);
  * all ones for a variant not built for this architecture. */
 unsigned fm_kernel_missing_features(int kernel);
+/* 1 in a test build whose AVX-512, AVX-VNNI and AMX kernels run on emulated instructions
+ * (FASTMLP_EMULATE_ISA): correct but slow, never to ship. */
+int fm_emulated_isa(void);
 /* The variant every call uses; fixed by fm_select_kernel (called once, at import). */
 int fm_active_kernel(void);
 /* Selects a variant by name ("auto" or NULL: the best supported). Returns 0 on

@@ -3,7 +3,7 @@
  * Each kernel source (dense.c, activations.c) is compiled once per row of
  * kernels.def, with FM_KERNEL_NAME set to the row's name and the row's
  * compiler flags. From the row come FM_ISA (its id, usable in #if and equal to
- * one of the FM_ISA_* names below), FM_MR, FM_GEMV_PANELS and FM_NARROW; FM_SYM(name)
+ * one of the FM_ISA_* names below), FM_VEC_ISA, FM_MR, FM_GEMV_PANELS and FM_NARROW; FM_SYM(name)
  * gives each copy its own symbol. The vector primitives (vec.h) exist only for
  * the AVX paths; the generic path is plain C that the compiler vectorises for
  * its target (SSE2 on x86-64, NEON on arm64). */
@@ -23,9 +23,15 @@
 /* The ids of the variants whose instructions vec.h and the kernels spell out. */
 #define FM_ISA_GENERIC FM_KERNEL_ROW_generic(FM_KCOL_ID)
 #define FM_ISA_AVX2 FM_KERNEL_ROW_avx2(FM_KCOL_ID)
+#define FM_ISA_AVX2_VNNI FM_KERNEL_ROW_avx2_vnni(FM_KCOL_ID)
 #define FM_ISA_AVX512 FM_KERNEL_ROW_avx512(FM_KCOL_ID)
+#define FM_ISA_AVX512_BF16 FM_KERNEL_ROW_avx512_bf16(FM_KCOL_ID)
+#define FM_ISA_AMX FM_KERNEL_ROW_amx(FM_KCOL_ID)
 
 #define FM_ISA FM_KERNEL_ROW(FM_KCOL_ID)
+/* The variant whose vector code (vec.h) the float kernels use: FM_ISA, or avx512 for the
+ * rows that add only reduced-precision instructions (avx2 for avx2_vnni). */
+#define FM_VEC_ISA FM_KERNEL_ROW(FM_KCOL_VEC)
 #define FM_MR FM_KERNEL_ROW(FM_KCOL_MR)
 #define FM_GEMV_PANELS FM_KERNEL_ROW(FM_KCOL_GEMV)
 #define FM_NARROW FM_KERNEL_ROW(FM_KCOL_NARROW)

@@ -127,8 +127,7 @@ int fm_network_dense_reduced(fm_network *net, int precision, int n_in, int n_out
     fm_step *s = append(net, FM_STEP_DENSE, n_in, n_out, &rc);
     if (!s) return rc;
     int failed = 0;
-    const size_t element = int8 ? 1 : 2;
-    void *packed = fm_aligned_alloc(fm_packed_size_reduced(n_in, n_out) * element);
+    void *packed = fm_aligned_alloc(fm_packed_bytes_reduced(precision, n_in, n_out));
     float *b = fm_aligned_alloc((size_t)n_out * sizeof(float));
     s->layer.packed_weights = packed;
     s->layer.bias = b;

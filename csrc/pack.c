@@ -1,5 +1,6 @@
 /* Packing of row-major weights into the column panels the kernels read. */
 #define _POSIX_C_SOURCE 200809L /* posix_memalign under -std=c11 */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,25 +27,42 @@
 
 FM_DEFINE_PACK(f32, float, FM_NR_F32)
 
-size_t fm_packed_size_reduced(int n_in, int n_out) {
-    size_t n_panels = ((size_t)n_out + FM_NR_F32 - 1) / FM_NR_F32;
-    return n_panels * (((size_t)n_in + 1) / 2) * 2 * FM_NR_F32;
+size_t fm_reduced_panel_bytes(int precision, int n_in) {
+    const size_t nr = FM_NR_F32;
+    return precision == FM_PRECISION_INT8 ? nr * 4 + fm_int8_quads(n_in) * 4 * nr
+                                          : fm_bf16_pairs(n_in) * 2 * nr * 2;
 }
 
-#define FM_DEFINE_PACK_PAIRS(SFX, T)                                                      \
-    void fm_pack_##SFX(const T *w, int n_in, int n_out, T *dst) {                        \
-        const size_t nr = FM_NR_F32, pairs = ((size_t)n_in + 1) / 2;                     \
-        memset(dst, 0, fm_packed_size_reduced(n_in, n_out) * sizeof(T));                 \
-        for (size_t k = 0; k < (size_t)n_in; k++)                                        \
-            for (size_t j = 0; j < (size_t)n_out; j++) {                                 \
-                const size_t p = j / nr, c = j % nr;                                     \
-                dst[p * pairs * 2 * nr + (k / 2) * 2 * nr + 2 * c + k % 2] =             \
-                    w[k * (size_t)n_out + j];                                            \
-            }                                                                            \
-    }
+size_t fm_packed_bytes_reduced(int precision, int n_in, int n_out) {
+    const size_t n_panels = ((size_t)n_out + FM_NR_F32 - 1) / FM_NR_F32;
+    return n_panels * fm_reduced_panel_bytes(precision, n_in);
+}
 
-FM_DEFINE_PACK_PAIRS(bf16, unsigned short)
-FM_DEFINE_PACK_PAIRS(int8, signed char)
+void fm_pack_bf16(const unsigned short *w, int n_in, int n_out, void *dst) {
+    const size_t nr = FM_NR_F32, panel = fm_reduced_panel_bytes(FM_PRECISION_BF16, n_in) / 2;
+    unsigned short *d = dst;
+    memset(d, 0, fm_packed_bytes_reduced(FM_PRECISION_BF16, n_in, n_out));
+    for (size_t k = 0; k < (size_t)n_in; k++)
+        for (size_t j = 0; j < (size_t)n_out; j++)
+            d[j / nr * panel + k / 2 * 2 * nr + 2 * (j % nr) + k % 2] = w[k * (size_t)n_out + j];
+}
+
+void fm_pack_int8(const signed char *w, int n_in, int n_out, void *dst) {
+    const size_t nr = FM_NR_F32, panel = fm_reduced_panel_bytes(FM_PRECISION_INT8, n_in);
+    unsigned char *d = dst;
+    memset(d, 0, fm_packed_bytes_reduced(FM_PRECISION_INT8, n_in, n_out));
+    for (size_t j = 0; j < (size_t)n_out; j++) {
+        unsigned char *p = d + j / nr * panel;
+        int32_t sum = 0; /* at most 127 * FM_MAX_INT8_INPUTS in magnitude */
+        for (size_t k = 0; k < (size_t)n_in; k++) {
+            const signed char v = w[k * (size_t)n_out + j];
+            p[4 * nr + k / 4 * 4 * nr + 4 * (j % nr) + k % 4] = (unsigned char)v;
+            sum += v;
+        }
+        memcpy(p + 4 * (j % nr), &sum, sizeof sum);
+    }
+}
+
 FM_DEFINE_PACK(f64, double, FM_NR_F64)
 
 _Static_assert(FM_PANEL_BYTES % FM_ALIGN == 0 || FM_ALIGN % FM_PANEL_BYTES == 0,

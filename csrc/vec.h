@@ -1,4 +1,4 @@
-/* Vector primitives for the dense kernel, for the instruction set FM_ISA and
+/* Vector primitives for the dense kernel, for the instruction set FM_VEC_ISA and
  * the element type REAL (selected by FM_REAL_IS_DOUBLE). Defines V (vector),
  * VL (lanes), VMASK (a lane mask) and the V_* operations; the generic build
  * defines FM_SCALAR_KERNEL instead and the kernel uses plain C loops. The
@@ -27,8 +27,8 @@
 #undef V_GATHER
 #undef FM_SCALAR_KERNEL
 
-#if FM_ISA == FM_ISA_AVX512
-#include <immintrin.h>
+#if FM_VEC_ISA == FM_ISA_AVX512
+#include "simd.h"
 #if FM_REAL_IS_DOUBLE
 #define V __m512d
 #define VL 8
@@ -79,8 +79,8 @@
 #define V_GATHER(p, idx) _mm512_i32gather_ps(idx, p, 4)
 #endif
 
-#elif FM_ISA == FM_ISA_AVX2
-#include <immintrin.h>
+#elif FM_VEC_ISA == FM_ISA_AVX2
+#include "simd.h"
 #if FM_REAL_IS_DOUBLE
 #define V __m256d
 #define VL 4

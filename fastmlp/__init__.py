@@ -50,7 +50,8 @@ _threadpoolctl.register()
 def build_info() -> _Dict[str, _Any]:
     """What this build runs with: the kernel variant in use, those the CPU supports, the
     default thread count and where it comes from ("cpus", "OMP_NUM_THREADS" or
-    "threadpoolctl")."""
+    "threadpoolctl"); emulated_isa is True only in a test build whose AVX-512, AVX-VNNI and AMX
+    instructions are emulated (correct, slow, never shipped)."""
     return {
         "version": __version__,
         "kernel": _core.active_kernel(),
@@ -58,6 +59,7 @@ def build_info() -> _Dict[str, _Any]:
         "kernels_built": _core.kernel_names(),
         "default_threads": _core.default_threads(),
         "default_threads_from": _core.default_threads_source(),
+        "emulated_isa": _core.emulated_isa(),
     }
 
 

@@ -30,6 +30,7 @@ cdef extern from "fastmlp.h" nogil:
     int fm_active_kernel()
     int fm_select_kernel(const char *name)
     unsigned fm_kernel_missing_features(int kernel)
+    int fm_emulated_isa()
     enum: FM_N_KERNELS
     int fm_default_threads()
     int fm_default_threads_source()
@@ -140,6 +141,11 @@ def kernel_missing(name):
                     names.append(fm_cpu_feature_name(1u << bit).decode())
             return tuple(names)
     raise ValueError(f"unknown kernel {name!r}; valid: {', '.join(kernel_names())}")
+
+
+def emulated_isa():
+    """True in a test build whose AVX-512, AVX-VNNI and AMX instructions are emulated (slow)."""
+    return bool(fm_emulated_isa())
 
 
 def active_kernel():

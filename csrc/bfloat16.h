@@ -1,0 +1,34 @@
+/* bfloat16 values as the reduced-precision kernels round and read them. */
+#ifndef FASTMLP_BFLOAT16_H
+#define FASTMLP_BFLOAT16_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* x rounded to the nearest bfloat16 (ties to even), as a float; NaN stays NaN. */
+static inline float round_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return x; /* NaN: keep it (and quiet) */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof u);
+    return x;
+}
+
+/* The bit pattern of round_bf16(x). */
+static inline uint16_t bf16_bits(float x) {
+    const float r = round_bf16(x);
+    uint32_t u;
+    memcpy(&u, &r, sizeof u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float bf16_value(uint16_t bits) {
+    uint32_t u = (uint32_t)bits << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+#endif

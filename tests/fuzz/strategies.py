@@ -63,8 +63,9 @@ def metadata(draw, n_layers=2):
         if where == "layer":
             layers[draw(st.integers(0, n_layers - 1))] = value
         elif where == "params":
-            layers[draw(st.integers(0, n_layers - 1))]["params"] = {
-                draw(st.sampled_from(PARAMETERS)): value}
+            layer = layers[draw(st.integers(0, n_layers - 1))]
+            if isinstance(layer, dict):  # an earlier draw may have replaced it by any value
+                layer["params"] = {draw(st.sampled_from(PARAMETERS)): value}
         else:
             meta[where] = value
     return meta

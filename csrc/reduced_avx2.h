@@ -11,14 +11,7 @@
 static inline void rk_begin(void) {}
 static inline void rk_end(void) {}
 
-/* bfloat16: a row as floats holding bfloat16 values, padded with a zero to pairs. */
-static size_t rk_bf16_row_bytes(int n_in) { return ((size_t)n_in + 1) / 2 * 2 * sizeof(float); }
-
-static void rk_bf16_prepare_row(const float *x, int n_in, void *dst) {
-    float *d = dst;
-    for (int k = 0; k < n_in; k++) d[k] = round_bf16(x[k]);
-    if (n_in % 2) d[n_in] = 0;
-}
+#include "reduced_float_rows.h"
 
 /* z for mr prepared rows (row stride `width` floats) and all 32 columns of one panel. */
 FM_INLINE void bf16_micro(const int mr, const float *xp, size_t width, const uint16_t *w,

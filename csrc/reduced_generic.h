@@ -6,14 +6,7 @@
 static inline void rk_begin(void) {}
 static inline void rk_end(void) {}
 
-/* bfloat16: a row as floats holding bfloat16 values, padded with a zero to pairs. */
-static size_t rk_bf16_row_bytes(int n_in) { return ((size_t)n_in + 1) / 2 * 2 * sizeof(float); }
-
-static void rk_bf16_prepare_row(const float *x, int n_in, void *dst) {
-    float *d = dst;
-    for (int k = 0; k < n_in; k++) d[k] = round_bf16(x[k]);
-    if (n_in % 2) d[n_in] = 0;
-}
+#include "reduced_float_rows.h"
 
 static void rk_bf16_panel(const void *xp, size_t rows, int n_in, const uint16_t *w, float *z,
                           size_t ldz, int n_valid) {

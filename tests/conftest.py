@@ -38,4 +38,12 @@ def small_net():
     return fastmlp.Network(weights, biases, ["tanh", "identity"]), weights, biases
 
 
-__all__ = ["forward", "random_layers"]
+def skip_unless_runnable(kernel):
+    """Skips, naming what this CPU lacks, a kernel variant it cannot run."""
+    import fastmlp
+    missing = fastmlp._core.kernel_missing(kernel)
+    if missing:
+        pytest.skip(f"the {kernel} kernel needs {', '.join(missing)}, which this CPU lacks")
+
+
+__all__ = ["forward", "random_layers", "skip_unless_runnable"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastmlp
-from conftest import random_layers
+from conftest import random_layers, skip_unless_runnable
 
 HERE = os.path.dirname(__file__)
 
@@ -19,16 +19,9 @@ def run_forced(kernel):
                           capture_output=True, text=True, timeout=600)
 
 
-def runnable(kernel):
-    """Skips, naming what this CPU lacks, a variant it cannot run."""
-    missing = fastmlp._core.kernel_missing(kernel)
-    if missing:
-        pytest.skip(f"the {kernel} kernel needs {', '.join(missing)}, which this CPU lacks")
-
-
 @pytest.mark.parametrize("kernel", fastmlp.build_info()["kernels_built"])
 def test_forced_variant_matches_reference(kernel):
-    runnable(kernel)
+    skip_unless_runnable(kernel)
     result = run_forced(kernel)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == f"{kernel} ok"

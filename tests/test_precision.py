@@ -13,7 +13,7 @@ import pytest
 import fastmlp
 from fastmlp._quantize import QuantizedWeights, from_bfloat16, to_bfloat16, to_int8
 from fastmlp.layers import Dense, LayerNorm, Residual
-from conftest import random_layers
+from conftest import random_layers, skip_unless_runnable
 
 HERE = os.path.dirname(__file__)
 U_BF16 = 2.0 ** -8   # unit roundoff of bfloat16 (8 significant bits)
@@ -105,19 +105,12 @@ def test_rows_get_the_same_bits_whatever_the_batch(precision):
 SEQUENTIAL_BF16 = ("generic", "avx2", "avx2_vnni", "avx512")
 
 
-def runnable(kernel):
-    """Skips, naming what this CPU lacks, a variant it cannot run."""
-    missing = fastmlp._core.kernel_missing(kernel)
-    if missing:
-        pytest.skip(f"the {kernel} kernel needs {', '.join(missing)}, which this CPU lacks")
-
-
 @pytest.mark.parametrize("kernel", fastmlp.build_info()["kernels_built"])
 def test_forced_variant_within_the_bound_with_rows_independent(kernel):
     """This file's bound, batch and extreme-row tests again, in a child process with the
     variant forced. A run already pinned to one variant (FASTMLP_KERNEL set, as .ci/sanitize
     does for each in turn) is that variant's own check: it skips the others."""
-    runnable(kernel)
+    skip_unless_runnable(kernel)
     pinned = os.environ.get("FASTMLP_KERNEL", "auto")
     if pinned not in ("", "auto"):
         pytest.skip(f"this run is pinned to FASTMLP_KERNEL={pinned}; each variant runs in its own")

@@ -172,8 +172,8 @@ void FM_SYM(fm_dense_reduced_cols)(const fm_layer *layer, const float *x, size_t
     unsigned char *work = local;
     size_t capacity = sizeof local / row_bytes;
     if (apack) { /* the caller's packing area, for a tile of at least these rows */
-        const size_t fits =
-            fm_pack_area_elems(rows, FM_MR, FM_KC) * sizeof(float) / row_bytes;
+        const size_t fits = fm_pack_area_elems(rows, FM_MR, fm_reduced_area_k(layer->n_in)) *
+                            sizeof(float) / row_bytes;
         if (fits > capacity) work = (unsigned char *)apack, capacity = fits;
     }
     /* whole groups where it can, else whole quanta (padding rows must fit) */

@@ -63,10 +63,8 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
     size_t widest = 0; /* widest value kept in scratch */
     double macs = 0;
     /* The most inputs a dense step packs at once: only the caller's input or output can
-     * have rows 4 KiB apart (scratch rows never do); every area has room for FM_KC. A
-     * reduced-precision layer prepares its rows there (dense_reduced.c): room for n_in + 32
-     * floats a row holds the largest of its variants' row formats, so the tile's rows are
-     * prepared at once (AMX wants 32 at a time); past 4096 inputs, in chunks. */
+     * have rows 4 KiB apart (scratch rows never do); every area has room for FM_KC, and for
+     * the rows a reduced-precision layer prepares (fm_reduced_area_k). */
     int k_block = FM_KC;
     for (int i = 0; i < n_steps; i++) {
         const fm_layer *l = &steps[i].layer;
@@ -75,7 +73,7 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
                               ? (l->k_block < l->n_in ? l->k_block : l->n_in) : 0;
         const int prepares = steps[i].kind == FM_STEP_DENSE &&
                                      l->precision != FM_PRECISION_NATIVE
-                                 ? (l->n_in < 4096 ? l->n_in : 4096) + 32
+                                 ? fm_reduced_area_k(l->n_in)
                                  : 0;
         k_block = packs > k_block ? packs : k_block;
         k_block = prepares > k_block ? prepares : k_block;

@@ -15,7 +15,8 @@ typedef struct {
     void (*activate_f32)(fm_activation, float *, size_t, size_t, size_t);
     void (*activate_f64)(fm_activation, double *, size_t, size_t, size_t);
     /* A float layer with bfloat16 or int8 weights, over column panels [first, end)
-     * (dense_reduced.c); apack as for dense_cols_f32, or NULL. */
+     * (dense_reduced.c); apack as for dense_cols_f32, with k = fm_reduced_area_k(n_in),
+     * or NULL. */
     void (*dense_reduced_cols)(const fm_layer *, const float *, size_t, size_t, float *, size_t,
                                int, int, int, float *);
     /* Rows of the dense micro-kernel (kernels.def's mr): a tile of more rows
@@ -44,9 +45,18 @@ FM_KERNELS(FM_DECLARE_VARIANT)
 /* Elements of the area a tile of `rows` rows needs for packing its inputs, with a kernel
  * of `mr` rows per micro-tile and blocks of k_block inputs: that many inputs of the rows
  * rounded up to whole micro-tiles (dense_cols packs them so; the reduced-precision kernels
- * prepare rows into the FM_KC inputs' worth every area holds). */
+ * prepare rows into it, with k = fm_reduced_area_k). */
 static inline size_t fm_pack_area_elems(size_t rows, int mr, int k_block) {
     return (rows + (size_t)mr - 1) / (size_t)mr * (size_t)mr * (size_t)k_block;
+}
+
+/* Inputs' worth of room per row that every packing area has for a reduced-precision
+ * layer of n_in inputs (fm_plan_tiles sizes the areas so): dense_reduced.c prepares its
+ * rows there, and n_in + 1 floats hold the largest of its variants' row formats, so up to
+ * 4096 inputs a tile's rows are prepared at once (AMX wants 32 at a time). */
+static inline int fm_reduced_area_k(int n_in) {
+    const int k = (n_in < 4096 ? n_in : 4096) + 32;
+    return k > FM_KC ? k : FM_KC;
 }
 
 /* The table of the variant fm_select_kernel chose. */

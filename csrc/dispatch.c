@@ -16,7 +16,7 @@
 #endif
 #define FM_IF_BUILT_ANY(f) f
 
-#define FM_TABLE_ROW(sfx, id, arch, gcc, msvc, features, mr, gemv, narrow, vec)                          \
+#define FM_TABLE_ROW(sfx, id, arch, gcc, msvc, features, mr, gemv, narrow, vec)               \
     {FM_IF_BUILT_##arch(fm_dense_f32_##sfx),       FM_IF_BUILT_##arch(fm_dense_f64_##sfx),    \
      FM_IF_BUILT_##arch(fm_dense_cols_f32_##sfx),  FM_IF_BUILT_##arch(fm_dense_cols_f64_##sfx), \
      FM_IF_BUILT_##arch(fm_activate_f32_##sfx),    FM_IF_BUILT_##arch(fm_activate_f64_##sfx),   \
@@ -26,17 +26,19 @@ static const fm_kernel_table tables[FM_N_KERNELS] = {FM_KERNELS(FM_TABLE_ROW)};
 #define FM_NAME_ROW(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec) #name,
 static const char *const names[FM_N_KERNELS] = {FM_KERNELS(FM_NAME_ROW)};
 
-#define FM_FEATURES_ROW(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec) (uint32_t)(features),
+#define FM_FEATURES_ROW(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec) \
+    (uint32_t)(features),
 static const uint32_t needs[FM_N_KERNELS] = {FM_KERNELS(FM_FEATURES_ROW)};
 
 /* The table's invariants: ids are the rows' positions (the enum in fastmlp.h
  * and the arrays here are indexed by them), and every mr divides the forward
  * pass's tile quantum. */
 enum {
-#define FM_POSITION_ROW(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec) FM_POSITION_##name,
+#define FM_POSITION_ROW(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec) \
+    FM_POSITION_##name,
     FM_KERNELS(FM_POSITION_ROW) FM_N_POSITIONS
 };
-#define FM_CHECK_ROW(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec)                            \
+#define FM_CHECK_ROW(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec)               \
     _Static_assert(id == FM_POSITION_##name, "kernels.def: the id of " #name                   \
                                              " must be its position");                         \
     _Static_assert((mr) >= 1 && FM_TILE_QUANTUM % (mr) == 0,                                   \

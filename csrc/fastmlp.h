@@ -276,7 +276,8 @@ void fm_pack_f64(const double *w, int n_in, int n_out, double *dst);
 
 /* Kernel variants, best last: FM_KERNEL_generic, FM_KERNEL_avx2, ... (kernels.def). */
 #include "kernels.def"
-#define FM_KERNEL_ENUM_(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec) FM_KERNEL_##name = id,
+#define FM_KERNEL_ENUM_(name, id, arch, gcc, msvc, features, mr, gemv, narrow, vec) \
+    FM_KERNEL_##name = id,
 typedef enum { FM_KERNELS(FM_KERNEL_ENUM_) FM_N_KERNELS } fm_kernel_id;
 #undef FM_KERNEL_ENUM_
 

@@ -26,7 +26,7 @@ typedef struct {
     int narrow;
 } fm_kernel_table;
 
-#define FM_DECLARE_VARIANT(sfx, id, arch, gcc, msvc, features, mr, gemv, narrow, vec)                     \
+#define FM_DECLARE_VARIANT(sfx, id, arch, gcc, msvc, features, mr, gemv, narrow, vec)         \
     void fm_dense_f32_##sfx(const fm_layer *, const float *, size_t, size_t, float *, size_t, \
                             int);                                                            \
     void fm_dense_f64_##sfx(const fm_layer *, const double *, size_t, size_t, double *,      \

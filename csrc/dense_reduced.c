@@ -52,20 +52,40 @@
 
 /* -- int8 rows -------------------------------------------------------------------------- */
 
-/* One row quantized into dst (rk_int8_row_bytes, zeroed first): q = round(x / s) with
- * s = max|x| / 127 (s = 0 for a zero row); returns s, or NAN when the row is not finite. */
+/* One row quantized into dst (rk_int8_row_bytes): q = round(x * (1 / s)) with
+ * s = max|x| / 127 (s = 0 for a zero row); returns s, or NAN when the row is not finite.
+ * Both loops vectorize: the magnitudes are compared as integers (for floats of one sign
+ * the bit patterns' order is the values', and NaN's lie above inf's), and a product takes
+ * the place of a division, which cost as much as the AMX tile multiplies. Every variant
+ * runs this same code, so the rows' bits still agree across variants. */
 static float quantize_row(const float *x, int n_in, void *dst) {
-    memset(dst, 0, rk_int8_row_bytes(n_in));
-    float max = 0;
+    uint32_t max_bits = 0;
     for (int k = 0; k < n_in; k++) {
-        const float a = fabsf(x[k]);
-        max = a > max || a != a ? a : max;
+        uint32_t bits;
+        memcpy(&bits, x + k, sizeof bits);
+        bits &= 0x7fffffffu;
+        max_bits = bits > max_bits ? bits : max_bits;
     }
-    if (!(max <= 3.4028234663852886e38f)) return NAN; /* inf or NaN */
-    const float s = max / 127.0f;
-    for (int k = 0; k < n_in; k++) {
-        const float v = s > 0 ? nearbyintf(x[k] / s) : 0.0f;
-        RK_INT8_PUT(dst, k, (int)(v > 127 ? 127 : v < -127 ? -127 : v));
+    memset((unsigned char *)dst + n_in * RK_INT8_BYTES, 0,
+           rk_int8_row_bytes(n_in) - (size_t)n_in * RK_INT8_BYTES);
+    if (max_bits >= 0x7f800000u) return NAN; /* inf or NaN */
+    float max;
+    memcpy(&max, &max_bits, sizeof max);
+    const float s = max / 127.0f, inv = 1.0f / s;
+    if (s == 0) { /* a zero row, or one so small that its scale underflows */
+        for (int k = 0; k < n_in; k++) RK_INT8_PUT(dst, k, 0);
+        return 0;
+    }
+    if (inv <= 3.4028234663852886e38f) {
+        for (int k = 0; k < n_in; k++) {
+            const int q = (int)nearbyintf(x[k] * inv); /* |q| <= 127: |x| <= max */
+            RK_INT8_PUT(dst, k, q > 127 ? 127 : q < -127 ? -127 : q);
+        }
+    } else { /* a subnormal scale, whose reciprocal overflows: divide */
+        for (int k = 0; k < n_in; k++) {
+            const int q = (int)nearbyintf(x[k] / s);
+            RK_INT8_PUT(dst, k, q > 127 ? 127 : q < -127 ? -127 : q);
+        }
     }
     return s;
 }

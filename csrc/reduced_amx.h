@@ -113,6 +113,7 @@ static void rk_bf16_panel(const void *xp, size_t rows, int n_in, const uint16_t 
 /* int8: a row as its int8 values, padded with zeros to whole tiles. */
 static size_t rk_int8_row_bytes(int n_in) { return fm_int8_quads(n_in) * 4; }
 #define RK_INT8_PUT(dst, k, q) (((int8_t *)(dst))[k] = (int8_t)(q))
+#define RK_INT8_BYTES 1 /* bytes per stored input */
 
 static void rk_int8_panel(const void *xq, size_t rows, int n_in, const unsigned char *panel,
                           int32_t *acc_out) {

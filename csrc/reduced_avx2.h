@@ -66,6 +66,7 @@ static void rk_bf16_panel(const void *xp, size_t rows, int n_in, const uint16_t 
 /* int8: a row as q + 128, padded with zeros to quads (their weights are zero). */
 static size_t rk_int8_row_bytes(int n_in) { return ((size_t)n_in + 3) / 4 * 4; }
 #define RK_INT8_PUT(dst, k, q) (((uint8_t *)(dst))[k] = (uint8_t)((q) + 128))
+#define RK_INT8_BYTES 1 /* bytes per stored input */
 
 /* Sums of mr rows against 16 columns (half a panel): two vectors of 8 columns x 4 inputs. */
 FM_INLINE void int8_micro(const int mr, const unsigned char *xq, size_t quads,
@@ -114,6 +115,7 @@ static void rk_int8_panel(const void *xq, size_t rows, int n_in, const unsigned 
 /* int8: a row as int16 values, padded with zeros to quads (one 64-bit broadcast each). */
 static size_t rk_int8_row_bytes(int n_in) { return ((size_t)n_in + 3) / 4 * 4 * sizeof(int16_t); }
 #define RK_INT8_PUT(dst, k, q) (((int16_t *)(dst))[k] = (int16_t)(q))
+#define RK_INT8_BYTES 2
 
 /* Sums of mr rows against 8 columns (a quarter panel): each weight vector holds 4
  * columns x 4 inputs as int16; vpmaddwd leaves two partial sums per column, which a

@@ -72,6 +72,7 @@ static void rk_bf16_panel(const void *xp, size_t rows, int n_in, const uint16_t 
 /* int8: a row as q + 128, padded with zeros to quads (their weights are zero). */
 static size_t rk_int8_row_bytes(int n_in) { return ((size_t)n_in + 3) / 4 * 4; }
 #define RK_INT8_PUT(dst, k, q) (((uint8_t *)(dst))[k] = (uint8_t)((q) + 128))
+#define RK_INT8_BYTES 1 /* bytes per stored input */
 
 FM_INLINE void int8_micro(const int mr, const unsigned char *xq, size_t quads,
                           const unsigned char *panel, int32_t *acc_out) {

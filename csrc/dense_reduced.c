@@ -133,6 +133,10 @@ static void bf16_chunk(const fm_layer *layer, const float *x, size_t ldx, size_t
     for (size_t r = 0; r < n; r++) rk_bf16_prepare_row(x + r * ldx, n_in, prepared + r * row_bytes);
     memset(prepared + n * row_bytes, 0, (padded - n) * row_bytes);
     const size_t panel = fm_reduced_panel_bytes(FM_PRECISION_BF16, n_in);
+#ifdef RK_BF16_PANELS /* the variant orders the panels' work itself */
+    rk_bf16_panels(prepared, n, n_in, layer->packed_weights, panel, n_out, out, ldo,
+                   first_panel, end_panel);
+#else
     for (int p = first_panel; p < end_panel; p++) {
         const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
         const uint16_t *wp =
@@ -143,6 +147,7 @@ static void bf16_chunk(const fm_layer *layer, const float *x, size_t ldx, size_t
                           n_valid);
         }
     }
+#endif
 }
 
 /* work holds `capacity` rows: the quantized rows, then their scales. */

@@ -51,44 +51,43 @@ static inline void rk_begin(void) { _tile_loadconfig(&rk_config); }
 /* Back to the initial state: the next context switch saves no tile data. */
 static inline void rk_end(void) { _tile_release(); }
 
-/* Copies the tiles' sums (four 16 x 16 blocks of 4-byte values, in tile order) of `rows`
- * rows and n_valid columns to z. */
-static void rk_copy_sums(const void *sums, size_t rows, int n_valid, void *z, size_t ldz) {
-    const unsigned char *s = sums;
-    unsigned char *d = z;
-    for (size_t r = 0; r < rows; r++) {
-        const unsigned char *block = s + (r / 16) * 2 * 1024 + (r % 16) * 64;
-        const int left = n_valid < 16 ? n_valid : 16;
-        memcpy(d + r * ldz * 4, block, (size_t)left * 4);
-        if (n_valid > 16) memcpy(d + r * ldz * 4 + 64, block + 1024, (size_t)(n_valid - 16) * 4);
-    }
-}
-
 /* The tiles' products of up to 32 rows (A, row stride `stride` bytes) and one panel of
- * weights (B, rows 128 bytes apart), over `blocks` tiles' worth of inputs, into `sums`. */
-#define RK_AMX_PANEL(DP, a, stride, w, blocks, two_groups, sums)                              \
+ * weights (B, rows 128 bytes apart), over `blocks` tiles' worth of inputs, added to the
+ * sums at `sums` (16 or 32 rows of 32 4-byte sums, `ld` bytes apart) if `carry`, else to
+ * zero, and stored there. Carried sums leave and re-enter the tiles unchanged: a row gets
+ * the same sequence of tile multiplies either way. */
+#define RK_AMX_PANEL(DP, a, stride, w, blocks, two_groups, sums, ld, carry)                  \
     do {                                                                                      \
-        _tile_zero(0);                                                                        \
-        _tile_zero(1);                                                                        \
-        _tile_zero(2);                                                                        \
-        _tile_zero(3);                                                                        \
+        if (carry) {                                                                          \
+            RK_TILE_LOADD(0, (sums), (ld));                                                   \
+            RK_TILE_LOADD(1, (sums) + 64, (ld));                                              \
+            if (two_groups) {                                                                 \
+                RK_TILE_LOADD(2, (sums) + 16 * (ld), (ld));                                   \
+                RK_TILE_LOADD(3, (sums) + 16 * (ld) + 64, (ld));                              \
+            }                                                                                 \
+        } else {                                                                              \
+            _tile_zero(0);                                                                    \
+            _tile_zero(1);                                                                    \
+            _tile_zero(2);                                                                    \
+            _tile_zero(3);                                                                    \
+        }                                                                                     \
         for (size_t b_ = 0; b_ < (blocks); b_++) {                                            \
-            RK_TILE_LOADD(6, (w) + b_ * 16 * 128, 128);                                         \
-            RK_TILE_LOADD(7, (w) + b_ * 16 * 128 + 64, 128);                                    \
-            RK_TILE_LOADD(4, (a) + b_ * 64, (stride));                                   \
+            RK_TILE_LOADD(6, (w) + b_ * 16 * 128, 128);                                       \
+            RK_TILE_LOADD(7, (w) + b_ * 16 * 128 + 64, 128);                                  \
+            RK_TILE_LOADD(4, (a) + b_ * 64, (stride));                                        \
             DP(0, 4, 6);                                                                      \
             DP(1, 4, 7);                                                                      \
             if (two_groups) {                                                                 \
-                RK_TILE_LOADD(5, (a) + 16 * (stride) + b_ * 64, (stride));               \
+                RK_TILE_LOADD(5, (a) + 16 * (stride) + b_ * 64, (stride));                    \
                 DP(2, 5, 6);                                                                  \
                 DP(3, 5, 7);                                                                  \
             }                                                                                 \
         }                                                                                     \
-        RK_TILE_STORED(0, (sums), 64);                                                          \
-        RK_TILE_STORED(1, (sums) + 1024, 64);                                                   \
+        RK_TILE_STORED(0, (sums), (ld));                                                      \
+        RK_TILE_STORED(1, (sums) + 64, (ld));                                                 \
         if (two_groups) {                                                                     \
-            RK_TILE_STORED(2, (sums) + 2048, 64);                                               \
-            RK_TILE_STORED(3, (sums) + 3072, 64);                                               \
+            RK_TILE_STORED(2, (sums) + 16 * (ld), (ld));                                      \
+            RK_TILE_STORED(3, (sums) + 16 * (ld) + 64, (ld));                                 \
         }                                                                                     \
     } while (0)
 
@@ -101,13 +100,62 @@ static void rk_bf16_prepare_row(const float *x, int n_in, void *dst) {
     memset(d + n_in, 0, rk_bf16_row_bytes(n_in) - (size_t)n_in * 2);
 }
 
+/* Sums straight into z where the tiles cover exactly its rows and columns; else through
+ * a buffer, copied row by row. */
 static void rk_bf16_panel(const void *xp, size_t rows, int n_in, const uint16_t *w, float *z,
                           size_t ldz, int n_valid) {
-    _Alignas(64) unsigned char sums[4 * 1024];
     const size_t stride = rk_bf16_row_bytes(n_in), blocks = fm_bf16_pairs(n_in) / 16;
-    RK_AMX_PANEL(_tile_dpbf16ps, (const unsigned char *)xp, stride, (const unsigned char *)w,
-                 blocks, rows > 16, sums);
-    rk_copy_sums(sums, rows, n_valid, z, ldz);
+    const unsigned char *a = xp, *b = (const unsigned char *)w;
+    if (n_valid == NR && (rows == 16 || rows == 32)) {
+        RK_AMX_PANEL(_tile_dpbf16ps, a, stride, b, blocks, rows > 16, (unsigned char *)z,
+                     ldz * sizeof(float), 0);
+        return;
+    }
+    _Alignas(64) float sums[RK_GROUP * NR];
+    RK_AMX_PANEL(_tile_dpbf16ps, a, stride, b, blocks, rows > 16, (unsigned char *)sums,
+                 NR * sizeof(float), 0);
+    for (size_t r = 0; r < rows; r++)
+        memcpy(z + r * ldz, sums + r * NR, (size_t)n_valid * sizeof(float));
+}
+
+/* Tiles of inputs per pass over a panel's weights: 12 tiles of B (24 KB) stay in L1 while
+ * every group of rows streams past them. A whole panel of a wide layer (50 KB for 784
+ * inputs) does not, and re-reading it from L2 for each group of 32 rows bound the tile
+ * multiplies by L2's bandwidth. */
+#define RK_AMX_PASS_BLOCKS 12
+
+/* Every group of n prepared rows x panels [first, end) of z = x w: full panels of inputs
+ * wider than a pass in passes over the inputs, their sums carried in z between passes. */
+#define RK_BF16_PANELS
+static void rk_bf16_panels(const unsigned char *prepared, size_t n, int n_in,
+                           const unsigned char *weights, size_t panel_bytes, int n_out,
+                           float *out, size_t ldo, int first, int end) {
+    const size_t stride = rk_bf16_row_bytes(n_in), blocks = fm_bf16_pairs(n_in) / 16;
+    const size_t passes = (blocks + RK_AMX_PASS_BLOCKS - 1) / RK_AMX_PASS_BLOCKS;
+    const size_t per_pass = (blocks + passes - 1) / passes;
+    const size_t whole = passes > 1 ? n / 16 * 16 : 0; /* rows in whole tiles */
+    for (int p = first; p < end; p++) {
+        const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
+        const unsigned char *w = weights + p * panel_bytes;
+        size_t done = 0;
+        if (n_valid == NR) {
+            for (size_t b0 = 0; b0 < blocks; b0 += per_pass) {
+                const size_t nb = blocks - b0 < per_pass ? blocks - b0 : per_pass;
+                for (size_t i = 0; i < whole; i += RK_GROUP) {
+                    unsigned char *z = (unsigned char *)(out + i * ldo + p * NR);
+                    RK_AMX_PANEL(_tile_dpbf16ps, prepared + i * stride + b0 * 64, stride,
+                                 w + b0 * 16 * 128, nb, whole - i > 16, z,
+                                 ldo * sizeof(float), b0 > 0);
+                }
+            }
+            done = whole;
+        }
+        for (size_t i = done; i < n; i += RK_GROUP) {
+            const size_t mr = n - i < RK_GROUP ? n - i : RK_GROUP;
+            rk_bf16_panel(prepared + i * stride, mr, n_in, (const uint16_t *)w,
+                          out + i * ldo + p * NR, ldo, n_valid);
+        }
+    }
 }
 
 /* int8: a row as its int8 values, padded with zeros to whole tiles. */
@@ -117,9 +165,7 @@ static size_t rk_int8_row_bytes(int n_in) { return fm_int8_quads(n_in) * 4; }
 
 static void rk_int8_panel(const void *xq, size_t rows, int n_in, const unsigned char *panel,
                           int32_t *acc_out) {
-    _Alignas(64) unsigned char sums[4 * 1024];
     const size_t stride = rk_int8_row_bytes(n_in), blocks = fm_int8_quads(n_in) / 16;
     RK_AMX_PANEL(_tile_dpbssd, (const unsigned char *)xq, stride, panel + 4 * NR, blocks,
-                 rows > 16, sums);
-    rk_copy_sums(sums, rows, NR, acc_out, NR);
+                 rows > 16, (unsigned char *)acc_out, NR * sizeof(int32_t), 0);
 }

@@ -77,8 +77,15 @@ static float quantize_row(const float *x, int n_in, void *dst) {
         return 0;
     }
     if (inv <= 3.4028234663852886e38f) {
-        for (int k = 0; k < n_in; k++) {
-            const int q = (int)nearbyintf(x[k] * inv); /* |q| <= 127: |x| <= max */
+#ifdef RK_INT8_QUANTIZE /* the variant's vector loop, then the rest here */
+        const int first = rk_int8_quantize(x, n_in, inv, dst);
+#else
+        const int first = 0;
+#endif
+        for (int k = first; k < n_in; k++) {
+            /* |x inv| <= max fl(1 / fl(max / 127)) (1 + u) < 127 (1 + 4u) < 127.5, so
+             * |q| <= 127 already: the clamp below is only a guard */
+            const int q = (int)nearbyintf(x[k] * inv);
             RK_INT8_PUT(dst, k, q > 127 ? 127 : q < -127 ? -127 : q);
         }
     } else { /* a subnormal scale, whose reciprocal overflows: divide */

@@ -53,6 +53,16 @@ static inline simde__m512d fm_emu_i32gather_pd(simde__m256i idx, const void *bas
     for (int l = 0; l < 8; l++) memcpy(&v[l], (const char *)base + (long)i[l] * scale, 8);
     return simde_mm512_loadu_pd(v);
 }
+/* vcvtps2dq: to the nearest integer, ties to even (the default rounding mode). */
+static inline simde__m512i fm_emu_cvtps_epi32(simde__m512 a) {
+    float v[16];
+    int32_t q[16];
+    simde_mm512_storeu_ps(v, a);
+    for (int l = 0; l < 16; l++) q[l] = (int32_t)__builtin_rintf(v[l]);
+    return simde_mm512_loadu_si512(q);
+}
+#undef _mm512_cvtps_epi32
+#define _mm512_cvtps_epi32 fm_emu_cvtps_epi32
 #undef _mm512_i32gather_ps
 #undef _mm512_i32gather_pd
 #define _mm512_i32gather_ps(idx, base, scale) fm_emu_i32gather_ps(idx, base, scale)

@@ -37,7 +37,8 @@
  *   rk_bf16_panel(xp, rows, n_in, w, z, ldz, n_valid)            z of rows x one panel
  *   rk_int8_row_bytes(n_in), RK_INT8_PUT(dst, k, q)              a quantized row's storage
  *   rk_int8_panel(xq, rows, n_in, panel, acc)                    exact sums, rows x NR int32
- *   rk_begin(), rk_end()                                         around a layer's call */
+ *   began = rk_begin(int8, rows), rk_end(began)                  around a layer's call
+ *   RK_INT8_PAD_ROWS(n)       optional: the zero rows int8 needs, where not RK_ROW_QUANTUM's */
 #if FM_ISA == FM_ISA_GENERIC
 #include "reduced_generic.h"
 #elif FM_ISA == FM_ISA_AVX2 || FM_ISA == FM_ISA_AVX2_VNNI || FM_ISA == FM_ISA_AVX512
@@ -163,7 +164,11 @@ static void int8_chunk(const fm_layer *layer, const float *x, size_t ldx, size_t
                        size_t capacity) {
     const int n_in = layer->n_in, n_out = layer->n_out;
     const size_t row_bytes = rk_int8_row_bytes(n_in);
+#ifdef RK_INT8_PAD_ROWS
+    const size_t padded = RK_INT8_PAD_ROWS(n);
+#else
     const size_t padded = (n + RK_ROW_QUANTUM - 1) / RK_ROW_QUANTUM * RK_ROW_QUANTUM;
+#endif
     unsigned char *quantized = work;
     float *scale = (float *)(quantized + capacity * row_bytes);
     for (size_t r = 0; r < n; r++)
@@ -216,7 +221,7 @@ void FM_SYM(fm_dense_reduced_cols)(const fm_layer *layer, const float *x, size_t
         work = fm_aligned_alloc(capacity * row_bytes);
         if (!work) abort(); /* a few rows: the process is out of memory */
     }
-    rk_begin();
+    const int began = rk_begin(int8, rows);
     for (size_t r0 = 0; r0 < rows; r0 += capacity) {
         const size_t n = rows - r0 < capacity ? rows - r0 : capacity;
         const float *xc = x + r0 * ldx;
@@ -227,6 +232,6 @@ void FM_SYM(fm_dense_reduced_cols)(const fm_layer *layer, const float *x, size_t
             bf16_chunk(layer, xc, ldx, n, oc, ldo, first_panel, end_panel, work);
         epilogue(layer, oc, ldo, n, first_panel, end_panel, apply_activation);
     }
-    rk_end();
+    rk_end(began);
     if (work != local && work != (unsigned char *)apack) fm_aligned_free(work);
 }

@@ -10,6 +10,7 @@
  * reads past its buffer. A row's sums depend on its own inputs only, whatever the rows
  * beside it in the tile. */
 #include "simd.h"
+#include "reduced_vnni_row.h"
 
 #define RK_GROUP 32
 #define RK_ROW_QUANTUM 16
@@ -46,10 +47,25 @@ static const rk_tile_config rk_config = {
     .rows = {16, 16, 16, 16, 16, 16, 16, 16},
 };
 
-static inline void rk_begin(void) { _tile_loadconfig(&rk_config); }
+/* int8 groups of at most this many rows run on AVX512-VNNI (reduced_vnni_row.h), one row
+ * at a time: a tile multiply costs the same for 1 row as for 16, and a call of so few rows
+ * is spared the tiles' configuration (the sums are exact: the same bits either way). */
+#define RK_VNNI_ROWS 2
+
+/* Tiles configured for the call unless none of its groups will use them; returns whether. */
+static inline int rk_begin(int int8, size_t rows) {
+    if (int8 && rows <= RK_VNNI_ROWS) return 0;
+    _tile_loadconfig(&rk_config);
+    return 1;
+}
 
 /* Back to the initial state: the next context switch saves no tile data. */
-static inline void rk_end(void) { _tile_release(); }
+static inline void rk_end(int began) {
+    if (began) _tile_release();
+}
+
+/* Zero rows added to a group of n prepared rows, so that its tiles read only its buffer. */
+#define RK_INT8_PAD_ROWS(n) ((n) <= RK_VNNI_ROWS ? (n) : ((n) + 15) / 16 * 16)
 
 /* The tiles' products of up to 32 rows (A, row stride `stride` bytes) and one panel of
  * weights (B, rows 128 bytes apart), over `blocks` tiles' worth of inputs, added to the
@@ -182,6 +198,12 @@ static int rk_int8_quantize(const float *x, int n, float inv, void *dst) {
 static void rk_int8_panel(const void *xq, size_t rows, int n_in, const unsigned char *panel,
                           int32_t *acc_out) {
     const size_t stride = rk_int8_row_bytes(n_in), blocks = fm_int8_quads(n_in) / 16;
+    if (rows <= RK_VNNI_ROWS) { /* signed bytes, flipped to q + 128 */
+        for (size_t r = 0; r < rows; r++)
+            rk_vnni_int8_row((const unsigned char *)xq + r * stride, ((size_t)n_in + 3) / 4,
+                             panel, acc_out + r * NR, (int32_t)0x80808080u);
+        return;
+    }
     RK_AMX_PANEL(_tile_dpbssd, (const unsigned char *)xq, stride, panel + 4 * NR, blocks,
                  rows > 16, (unsigned char *)acc_out, NR * sizeof(int32_t), 0);
 }

@@ -8,8 +8,8 @@
 #define RK_GROUP 4
 #define RK_ROW_QUANTUM 1
 
-static inline void rk_begin(void) {}
-static inline void rk_end(void) {}
+static inline int rk_begin(int int8, size_t rows) { return (void)int8, (void)rows, 0; }
+static inline void rk_end(int began) { (void)began; }
 
 #include "reduced_float_rows.h"
 

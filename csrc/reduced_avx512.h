@@ -6,12 +6,13 @@
  *             each column's sum (packed with the weights) is taken off afterwards; the
  *             sums wrap modulo 2^32 and the true sum fits in int32, so the result is exact. */
 #include "simd.h"
+#include "reduced_vnni_row.h"
 
 #define RK_GROUP 8
 #define RK_ROW_QUANTUM 1
 
-static inline void rk_begin(void) {}
-static inline void rk_end(void) {}
+static inline int rk_begin(int int8, size_t rows) { return (void)int8, (void)rows, 0; }
+static inline void rk_end(int began) { (void)began; }
 
 /* The bfloat16 pairs of an integer vector, for vdpbf16ps (a cast of the same size). */
 #define RK_AS_BH(v) ((__m512bh)(v))
@@ -128,6 +129,6 @@ static void rk_int8_panel(const void *xq, size_t rows, int n_in, const unsigned 
     case 4: int8_micro(4, x, quads, panel, acc_out); break;
     case 3: int8_micro(3, x, quads, panel, acc_out); break;
     case 2: int8_micro(2, x, quads, panel, acc_out); break;
-    default: int8_micro(1, x, quads, panel, acc_out);
+    default: rk_vnni_int8_row(x, quads, panel, acc_out, 0); /* stored as q + 128 */
     }
 }

@@ -16,11 +16,13 @@ static inline float round_bf16(float x) {
     return x;
 }
 
-/* The bit pattern of round_bf16(x). */
+/* The bit pattern of round_bf16(x); a NaN quieted, as vcvtneps2bf16 does, since the top
+ * half of a NaN whose payload lies in its low bits alone would read as inf. */
 static inline uint16_t bf16_bits(float x) {
     const float r = round_bf16(x);
     uint32_t u;
     memcpy(&u, &r, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;
     return (uint16_t)(u >> 16);
 }
 

@@ -100,6 +100,42 @@ FM_INLINE void int8_micro(const int mr, const unsigned char *xq, size_t quads,
     }
 }
 
+/* One row against the whole panel: four vectors of 8 columns, each with two chains of
+ * sums over alternate quads, so that vpdpbusd's latency does not bound the loop (exact
+ * integer sums, wrapping modulo 2^32: the same result in any order). */
+static void int8_row(const unsigned char *xq, size_t quads, const unsigned char *panel,
+                     int32_t *acc_out) {
+    const unsigned char *w = panel + 4 * NR;
+    __m256i even[4], odd[4];
+    for (int c = 0; c < 4; c++) even[c] = odd[c] = _mm256_setzero_si256();
+    size_t kq = 0;
+    for (; kq + 2 <= quads; kq += 2) {
+        int32_t q0, q1;
+        memcpy(&q0, xq + kq * 4, sizeof q0);
+        memcpy(&q1, xq + kq * 4 + 4, sizeof q1);
+        const __m256i x0 = _mm256_set1_epi32(q0), x1 = _mm256_set1_epi32(q1);
+        for (int c = 0; c < 4; c++) {
+            const __m256i *wk = (const __m256i *)(w + kq * 4 * NR + c * 32);
+            even[c] = _mm256_dpbusd_avx_epi32(even[c], x0, _mm256_loadu_si256(wk));
+            odd[c] = _mm256_dpbusd_avx_epi32(odd[c], x1, _mm256_loadu_si256(wk + 4));
+        }
+    }
+    if (kq < quads) {
+        int32_t q0;
+        memcpy(&q0, xq + kq * 4, sizeof q0);
+        const __m256i x0 = _mm256_set1_epi32(q0);
+        for (int c = 0; c < 4; c++)
+            even[c] = _mm256_dpbusd_avx_epi32(
+                even[c], x0, _mm256_loadu_si256((const __m256i *)(w + kq * 4 * NR + c * 32)));
+    }
+    for (int c = 0; c < 4; c++) { /* less 128 * column sums: what the +128 added */
+        const __m256i off =
+            _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)panel + c), 7);
+        _mm256_storeu_si256((__m256i *)(acc_out + c * 8),
+                            _mm256_sub_epi32(_mm256_add_epi32(even[c], odd[c]), off));
+    }
+}
+
 static void rk_int8_panel(const void *xq, size_t rows, int n_in, const unsigned char *panel,
                           int32_t *acc_out) {
     const size_t quads = ((size_t)n_in + 3) / 4;
@@ -108,7 +144,7 @@ static void rk_int8_panel(const void *xq, size_t rows, int n_in, const unsigned 
     case 4: int8_micro(4, x, quads, panel, acc_out); break;
     case 3: int8_micro(3, x, quads, panel, acc_out); break;
     case 2: int8_micro(2, x, quads, panel, acc_out); break;
-    default: int8_micro(1, x, quads, panel, acc_out);
+    default: int8_row(x, quads, panel, acc_out);
     }
 }
 #else

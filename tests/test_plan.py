@@ -32,6 +32,21 @@ def test_plan_names_the_kernel_the_threads_and_each_dense_method(rng):
     assert [s["method"] for s in big["steps"]] == ["panels", "panels", narrow]
 
 
+def test_buffers_too_wide_for_l2_get_tall_tiles_and_stay_bounded(rng):
+    """Wide intermediates stream through L3 whatever the height: the plan then takes tall
+    tiles (288 rows), so each block of weights fetched serves more rows, within a bound
+    set by the widths alone."""
+    weights, _ = random_layers(rng, [64, 4096, 8], np.float32)
+    wide = fastmlp.Network(weights, None, ["relu", "identity"])
+    narrow, _, _ = chain(rng, [64, 256, 8], ["relu", "identity"])
+    assert wide.plan(16384, threads=1)["tile_rows"] == 288
+    assert narrow.plan(16384, threads=1)["tile_rows"] != 288
+    two = wide.plan(1024, threads=2)  # two tall tiles per thread, not four short ones
+    assert (two["tile_rows"], two["tiles"]) == (256, 4)
+    bound = wide.plan(16384, threads=1)["scratch_bytes"]
+    assert wide.plan(1 << 20, threads=1)["scratch_bytes"] == bound < 288 * 4160 * 4 * 3
+
+
 def test_small_batches_of_a_big_network_share_columns(rng):
     net, _, _ = chain(rng, [784, 512, 256, 10], ["relu", "relu", "identity"])
     plan = net.plan(8, threads=2)

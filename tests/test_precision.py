@@ -167,7 +167,9 @@ def test_extreme_rows(precision):
     as_float = fastmlp.Network([Dense(np.asarray(layer.weights), layer.bias, layer.activation)
                                 for layer in net.layers], dtype="float32")
     x = np.array([[0, 0, 0, 0, 0, 0], [3e38, 1, -1, 0, 2, 0.5], [np.nan, 0, 0, 0, 0, 0],
-                  [np.inf, 0, 1, 0, 0, 0], [-np.inf, 1, 0, 0, 0, 0]], np.float32)
+                  [np.inf, 0, 1, 0, 0, 0], [-np.inf, 1, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0]],
+                 np.float32)
+    x.view(np.uint32)[5, 0] = 0x7F800001  # a NaN with its payload in the low 16 bits only
     got = net(x)
     # a zero row gives the biases through the layers, as in float
     np.testing.assert_allclose(got[0], as_float(x[0]), rtol=1e-2, atol=1e-6)

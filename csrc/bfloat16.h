@@ -26,6 +26,17 @@ static inline uint16_t bf16_bits(float x) {
     return (uint16_t)(u >> 16);
 }
 
+/* As vcvtne2ps2bf16 rounds: bf16_bits, but a subnormal x becomes a zero of its sign (the
+ * instruction treats subnormal inputs as zero). Where the products are summed by
+ * vdpbf16ps or tdpbf16ps, which read subnormal bfloat16 inputs as zero, only the few
+ * values just below 2^-126 that bf16_bits rounds up to it come out otherwise. */
+static inline uint16_t bf16_bits_flushed(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)(u >> 16 & 0x8000u);
+    return bf16_bits(x);
+}
+
 static inline float bf16_value(uint16_t bits) {
     uint32_t u = (uint32_t)bits << 16;
     float f;

@@ -10,6 +10,7 @@
  * reads past its buffer. A row's sums depend on its own inputs only, whatever the rows
  * beside it in the tile. */
 #include "simd.h"
+#include "reduced_bf16_rows.h"
 #include "reduced_vnni_row.h"
 
 #define RK_GROUP 32
@@ -112,7 +113,7 @@ static size_t rk_bf16_row_bytes(int n_in) { return fm_bf16_pairs(n_in) * 4; }
 
 static void rk_bf16_prepare_row(const float *x, int n_in, void *dst) {
     uint16_t *d = dst;
-    for (int k = 0; k < n_in; k++) d[k] = bf16_bits(x[k]);
+    rk_bf16_round_row(x, n_in, d);
     memset(d + n_in, 0, rk_bf16_row_bytes(n_in) - (size_t)n_in * 2);
 }
 

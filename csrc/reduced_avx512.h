@@ -6,6 +6,7 @@
  *             each column's sum (packed with the weights) is taken off afterwards; the
  *             sums wrap modulo 2^32 and the true sum fits in int32, so the result is exact. */
 #include "simd.h"
+#include "reduced_bf16_rows.h"
 #include "reduced_vnni_row.h"
 
 #define RK_GROUP 8
@@ -28,7 +29,7 @@ static size_t rk_bf16_row_bytes(int n_in) { return ((size_t)n_in + 1) / 2 * 4; }
 
 static void rk_bf16_prepare_row(const float *x, int n_in, void *dst) {
     uint16_t *d = dst;
-    for (int k = 0; k < n_in; k++) d[k] = bf16_bits(x[k]);
+    rk_bf16_round_row(x, n_in, d);
     if (n_in % 2) d[n_in] = 0;
 }
 

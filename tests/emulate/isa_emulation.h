@@ -63,6 +63,27 @@ static inline simde__m512i fm_emu_cvtps_epi32(simde__m512 a) {
 }
 #undef _mm512_cvtps_epi32
 #define _mm512_cvtps_epi32 fm_emu_cvtps_epi32
+/* vcvtne2ps2bf16: to bfloat16, nearest even; subnormal inputs read as zero, NaN quieted;
+ * lo fills the lower 16 lanes. */
+static inline simde__m512bh fm_emu_cvtne2ps_pbh(simde__m512 hi, simde__m512 lo) {
+    float v[32];
+    uint16_t r[32];
+    simde_mm512_storeu_ps(v, lo);
+    simde_mm512_storeu_ps(v + 16, hi);
+    for (int l = 0; l < 32; l++) {
+        uint32_t u;
+        memcpy(&u, &v[l], sizeof u);
+        if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
+        else if ((u & 0x7fffffffu) > 0x7f800000u) u |= 0x00400000u;
+        else u += 0x7fffu + (u >> 16 & 1u);
+        r[l] = (uint16_t)(u >> 16);
+    }
+    simde__m512bh out;
+    memcpy(&out, r, sizeof out);
+    return out;
+}
+#undef _mm512_cvtne2ps_pbh
+#define _mm512_cvtne2ps_pbh fm_emu_cvtne2ps_pbh
 #undef _mm512_i32gather_ps
 #undef _mm512_i32gather_pd
 #define _mm512_i32gather_ps(idx, base, scale) fm_emu_i32gather_ps(idx, base, scale)

@@ -13,7 +13,8 @@
  *             avx512_bf16 (vdpbf16ps) and amx (tdpbf16ps) sum in the hardware's order
  *             and flush subnormals, so their last bits may differ, within the same bound.
  *   int8:     an exact int32 sum of q_x[k] * q_w[k], then z = sum * (s_x * s_w) in
- *             double, rounded to float, + bias: the same bits on every variant.
+ *             double, rounded to float, + bias (in the same loop): the same bits on every
+ *             variant.
  * A row holding NaN or inf cannot be quantized; it is computed from the dequantized
  * weights in float (sequentially), so NaN and inf propagate as in a float network. */
 #include <math.h>
@@ -110,18 +111,20 @@ static void int8_row_in_float(const fm_layer *layer, const float *x, float *z, i
             float acc = 0;
             for (int k = 0; k < layer->n_in; k++)
                 acc = x[k] * ((float)col[k / 4 * 4 * NR + k % 4] * layer->scales[j]) + acc;
-            z[j] = acc;
+            z[j] = acc + ((const float *)layer->bias)[j];
         }
 }
 
 /* -- the layer -------------------------------------------------------------------------- */
 
+/* The bias (unless the int8 sums were scaled with it already), then the activation. */
 static void epilogue(const fm_layer *layer, float *out, size_t ldo, size_t rows, int first,
                      int end, int apply_activation) {
     const float *bias = layer->bias;
     const int first_col = first * NR, end_col = end * NR < layer->n_out ? end * NR : layer->n_out;
-    for (size_t r = 0; r < rows; r++)
-        for (int j = first_col; j < end_col; j++) out[r * ldo + j] = out[r * ldo + j] + bias[j];
+    if (layer->precision != FM_PRECISION_INT8)
+        for (size_t r = 0; r < rows; r++)
+            for (int j = first_col; j < end_col; j++) out[r * ldo + j] = out[r * ldo + j] + bias[j];
     const int kind = layer->activation.kind;
     if (!apply_activation || kind == FM_IDENTITY) return;
     /* Softmax needs whole rows: the caller runs it once every column is done. */
@@ -178,7 +181,7 @@ static void int8_chunk(const fm_layer *layer, const float *x, size_t ldx, size_t
     for (int p = first_panel; p < end_panel; p++) {
         const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
         const unsigned char *wp = (const unsigned char *)layer->packed_weights + p * panel;
-        const float *sw = layer->scales + p * NR;
+        const float *sw = layer->scales + p * NR, *bias = (const float *)layer->bias + p * NR;
         for (size_t i = 0; i < n; i += RK_GROUP) {
             const size_t mr = n - i < RK_GROUP ? n - i : RK_GROUP;
             int32_t acc[RK_GROUP * NR];
@@ -189,7 +192,7 @@ static void int8_chunk(const fm_layer *layer, const float *x, size_t ldx, size_t
                 /* in double: sx * sw is exact there, and a huge row scale times its sum
                  * cannot overflow before the small column scale applies */
                 for (int j = 0; j < n_valid; j++)
-                    z[j] = (float)((double)acc[r * NR + j] * (sx * (double)sw[j]));
+                    z[j] = (float)((double)acc[r * NR + j] * (sx * (double)sw[j])) + bias[j];
             }
         }
     }

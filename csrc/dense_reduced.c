@@ -101,7 +101,7 @@ static float quantize_row(const float *x, int n_in, void *dst) {
 
 /* A row that could not be quantized, from the dequantized weights, in float. */
 static void int8_row_in_float(const fm_layer *layer, const float *x, float *z, int first,
-                              int end) {
+                              int end, int relu) {
     const size_t panel = fm_reduced_panel_bytes(FM_PRECISION_INT8, layer->n_in);
     const int8_t *w = layer->packed_weights;
     for (int p = first; p < end; p++)
@@ -112,12 +112,21 @@ static void int8_row_in_float(const fm_layer *layer, const float *x, float *z, i
             for (int k = 0; k < layer->n_in; k++)
                 acc = x[k] * ((float)col[k / 4 * 4 * NR + k % 4] * layer->scales[j]) + acc;
             z[j] = acc + ((const float *)layer->bias)[j];
+            if (relu) z[j] = z[j] < 0 ? 0 : z[j];
         }
 }
 
 /* -- the layer -------------------------------------------------------------------------- */
 
-/* The bias (unless the int8 sums were scaled with it already), then the activation. */
+/* int8 layers scale their sums, add the bias and apply relu in one loop (relu as
+ * activations_impl.h computes it: the same bits). */
+static int int8_fuses_relu(const fm_layer *layer, int apply_activation) {
+    return layer->precision == FM_PRECISION_INT8 && apply_activation &&
+           layer->activation.kind == FM_RELU;
+}
+
+/* The bias (unless the int8 sums were scaled with it already), then the activation (unless
+ * fused there too). */
 static void epilogue(const fm_layer *layer, float *out, size_t ldo, size_t rows, int first,
                      int end, int apply_activation) {
     const float *bias = layer->bias;
@@ -126,7 +135,7 @@ static void epilogue(const fm_layer *layer, float *out, size_t ldo, size_t rows,
         for (size_t r = 0; r < rows; r++)
             for (int j = first_col; j < end_col; j++) out[r * ldo + j] = out[r * ldo + j] + bias[j];
     const int kind = layer->activation.kind;
-    if (!apply_activation || kind == FM_IDENTITY) return;
+    if (!apply_activation || kind == FM_IDENTITY || int8_fuses_relu(layer, 1)) return;
     /* Softmax needs whole rows: the caller runs it once every column is done. */
     if (fm_activation_needs_whole_rows(kind) && !(first == 0 && end_col == layer->n_out))
         return;
@@ -164,7 +173,7 @@ static void bf16_chunk(const fm_layer *layer, const float *x, size_t ldx, size_t
 /* work holds `capacity` rows: the quantized rows, then their scales. */
 static void int8_chunk(const fm_layer *layer, const float *x, size_t ldx, size_t n,
                        float *out, size_t ldo, int first_panel, int end_panel, void *work,
-                       size_t capacity) {
+                       size_t capacity, int relu) {
     const int n_in = layer->n_in, n_out = layer->n_out;
     const size_t row_bytes = rk_int8_row_bytes(n_in);
 #ifdef RK_INT8_PAD_ROWS
@@ -191,14 +200,21 @@ static void int8_chunk(const fm_layer *layer, const float *x, size_t ldx, size_t
                 const double sx = scale[i + r];
                 /* in double: sx * sw is exact there, and a huge row scale times its sum
                  * cannot overflow before the small column scale applies */
-                for (int j = 0; j < n_valid; j++)
-                    z[j] = (float)((double)acc[r * NR + j] * (sx * (double)sw[j])) + bias[j];
+                if (relu)
+                    for (int j = 0; j < n_valid; j++) {
+                        const float v =
+                            (float)((double)acc[r * NR + j] * (sx * (double)sw[j])) + bias[j];
+                        z[j] = v < 0 ? 0 : v;
+                    }
+                else
+                    for (int j = 0; j < n_valid; j++)
+                        z[j] = (float)((double)acc[r * NR + j] * (sx * (double)sw[j])) + bias[j];
             }
         }
     }
     for (size_t r = 0; r < n; r++)
         if (scale[r] != scale[r])
-            int8_row_in_float(layer, x + r * ldx, out + r * ldo, first_panel, end_panel);
+            int8_row_in_float(layer, x + r * ldx, out + r * ldo, first_panel, end_panel, relu);
 }
 
 void FM_SYM(fm_dense_reduced_cols)(const fm_layer *layer, const float *x, size_t ldx,
@@ -230,7 +246,8 @@ void FM_SYM(fm_dense_reduced_cols)(const fm_layer *layer, const float *x, size_t
         const float *xc = x + r0 * ldx;
         float *oc = out + r0 * ldo;
         if (int8)
-            int8_chunk(layer, xc, ldx, n, oc, ldo, first_panel, end_panel, work, capacity);
+            int8_chunk(layer, xc, ldx, n, oc, ldo, first_panel, end_panel, work, capacity,
+                       int8_fuses_relu(layer, apply_activation));
         else
             bf16_chunk(layer, xc, ldx, n, oc, ldo, first_panel, end_panel, work);
         epilogue(layer, oc, ldo, n, first_panel, end_panel, apply_activation);

@@ -10,7 +10,7 @@
  * reads past its buffer. A row's sums depend on its own inputs only, whatever the rows
  * beside it in the tile. */
 #include "simd.h"
-#include "reduced_bf16_rows.h"
+#include "reduced_avx512_rows.h"
 #include "reduced_vnni_row.h"
 
 #define RK_GROUP 32
@@ -179,21 +179,10 @@ static void rk_bf16_panels(const unsigned char *prepared, size_t n, int n_in,
 static size_t rk_int8_row_bytes(int n_in) { return fm_int8_quads(n_in) * 4; }
 #define RK_INT8_PUT(dst, k, q) (((int8_t *)(dst))[k] = (int8_t)(q))
 #define RK_INT8_BYTES 1 /* bytes per stored input */
-#define RK_INT8_NARROW(q) _mm512_cvtsepi32_epi8(q) /* int8 as stored */
 
-/* q = round(x * inv) for n inputs, 16 at a time: vcvtps2dq rounds to nearest even, as
- * nearbyintf does in the default mode, and |q| <= 127 (quantize_row shows why), so the
- * saturating narrowing clamps nothing: the bits of the portable loop, in a fifth of its
- * instructions. The last n % 16 inputs take the portable loop itself. */
-#define RK_INT8_QUANTIZE
+#define RK_INT8_QUANTIZE /* dense_reduced.c: the vector loop first */
 static int rk_int8_quantize(const float *x, int n, float inv, void *dst) {
-    const __m512 scale = _mm512_set1_ps(inv);
-    int k = 0;
-    for (; k + 16 <= n; k += 16) {
-        const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), scale));
-        _mm_storeu_si128((__m128i *)((unsigned char *)dst + k), RK_INT8_NARROW(q));
-    }
-    return k;
+    return rk_int8_quantize_row(x, n, inv, dst, 0 /* stored signed */);
 }
 
 static void rk_int8_panel(const void *xq, size_t rows, int n_in, const unsigned char *panel,

@@ -6,7 +6,7 @@
  *             each column's sum (packed with the weights) is taken off afterwards; the
  *             sums wrap modulo 2^32 and the true sum fits in int32, so the result is exact. */
 #include "simd.h"
-#include "reduced_bf16_rows.h"
+#include "reduced_avx512_rows.h"
 #include "reduced_vnni_row.h"
 
 #define RK_GROUP 8
@@ -75,22 +75,10 @@ static void rk_bf16_panel(const void *xp, size_t rows, int n_in, const uint16_t 
 static size_t rk_int8_row_bytes(int n_in) { return ((size_t)n_in + 3) / 4 * 4; }
 #define RK_INT8_PUT(dst, k, q) (((uint8_t *)(dst))[k] = (uint8_t)((q) + 128))
 #define RK_INT8_BYTES 1 /* bytes per stored input */
-/* q + 128, as stored: the signed bytes with their top bit flipped */
-#define RK_INT8_NARROW(q) _mm_xor_si128(_mm512_cvtsepi32_epi8(q), _mm_set1_epi8(-128))
 
-/* q = round(x * inv) for n inputs, 16 at a time: vcvtps2dq rounds to nearest even, as
- * nearbyintf does in the default mode, and |q| <= 127 (quantize_row shows why), so the
- * saturating narrowing clamps nothing: the bits of the portable loop, in a fifth of its
- * instructions. The last n % 16 inputs take the portable loop itself. */
-#define RK_INT8_QUANTIZE
+#define RK_INT8_QUANTIZE /* dense_reduced.c: the vector loop first */
 static int rk_int8_quantize(const float *x, int n, float inv, void *dst) {
-    const __m512 scale = _mm512_set1_ps(inv);
-    int k = 0;
-    for (; k + 16 <= n; k += 16) {
-        const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), scale));
-        _mm_storeu_si128((__m128i *)((unsigned char *)dst + k), RK_INT8_NARROW(q));
-    }
-    return k;
+    return rk_int8_quantize_row(x, n, inv, dst, -128 /* stored as q + 128 */);
 }
 
 FM_INLINE void int8_micro(const int mr, const unsigned char *xq, size_t quads,

@@ -57,13 +57,41 @@ static int fm_panels(int n_out, size_t elem) {
     return (int)(((size_t)n_out * elem + FM_PANEL_BYTES - 1) / FM_PANEL_BYTES);
 }
 
+static const fm_plan_options every_choice_planned = {0, FM_SPLIT_AUTO, FM_DENSE_AUTO, 0};
+
+/* Multiply-adds per row: a dense step's n_in x n_out, about one operation per value for
+ * the row-wise ones. */
+static double steps_macs(const fm_step *steps, int n_steps) {
+    double macs = 0;
+    for (int i = 0; i < n_steps; i++) {
+        const fm_layer *l = &steps[i].layer;
+        macs += steps[i].kind == FM_STEP_DENSE ? (double)l->n_in * l->n_out : l->n_out;
+    }
+    return macs;
+}
+
+/* A call too small to wake other threads: it runs on the caller's alone, in tiles planned
+ * for one thread (unless its weights are large enough that columns shared out pay). */
+static int too_small_to_share(double macs, size_t rows, const fm_plan_options *options) {
+    return options->split == FM_SPLIT_AUTO && macs * rows < FM_PARALLEL_MIN_MACS;
+}
+
+static int serial_call(double macs, size_t rows, size_t elem, const fm_plan_options *options) {
+    return too_small_to_share(macs, rows, options) && macs * elem <= FM_SPLIT_MIN_WEIGHT_BYTES;
+}
+
+int fm_plan_is_serial(const fm_step *steps, int n_steps, size_t rows, size_t elem,
+                      const fm_plan_options *options) {
+    if (!options) options = &every_choice_planned;
+    return serial_call(steps_macs(steps, n_steps), rows, elem, options);
+}
+
 fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
                         size_t elem, int threads, const fm_plan_options *options) {
-    const fm_plan_options planned = {0, FM_SPLIT_AUTO, FM_DENSE_AUTO, 0};
-    if (!options) options = &planned;
+    if (!options) options = &every_choice_planned;
     fm_tiling t;
     size_t widest = 0; /* widest value kept in scratch */
-    double macs = 0;
+    const double macs = steps_macs(steps, n_steps);
     /* The most inputs a dense step packs at once: only the caller's input or output can
      * have rows 4 KiB apart (scratch rows never do); every area has room for FM_KC, and for
      * the rows a reduced-precision layer prepares (fm_reduced_area_k). */
@@ -79,8 +107,6 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
                                  : 0;
         k_block = packs > k_block ? packs : k_block;
         k_block = prepares > k_block ? prepares : k_block;
-        if (steps[i].kind == FM_STEP_DENSE) macs += (double)l->n_in * l->n_out;
-        else macs += l->n_out; /* row-wise steps: about one operation per value */
     }
     /* Rows start on cache lines, except narrow ones, kept dense so that their
      * activation runs over the tile as one contiguous stretch. */
@@ -99,7 +125,10 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
     cap = streaming ? FM_STREAMING_TILE_ROWS : cap;
     cap = cap > FM_MAX_TILE_ROWS ? FM_MAX_TILE_ROWS : cap;
 
-    if (threads <= 0) threads = fm_default_threads();
+    /* A serial call does not ask for the default count: that is a system call (the CPUs
+     * this process may run on) of 103 ns; skipping it took 64-128-128-10 at batch 1 from
+     * 1084 to 918 ns a call (Sapphire Rapids). */
+    if (threads <= 0) threads = serial_call(macs, rows, elem, options) ? 1 : fm_default_threads();
     const size_t rows_per_thread = (rows + threads - 1) / threads;
     /* Few rows per thread: tiles would make every thread stream all the
      * weights, so the team shares each layer by columns instead. */
@@ -109,10 +138,7 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
                            macs * elem > FM_SPLIT_MIN_WEIGHT_BYTES);
     else
         t.split_columns = threads > 1 && options->split == FM_SPLIT_COLUMNS;
-    /* A call too small to wake other threads runs on the caller's alone, in tiles planned
-     * for one thread. */
-    if (!t.split_columns && options->split == FM_SPLIT_AUTO && macs * rows < FM_PARALLEL_MIN_MACS)
-        threads = 1;
+    if (!t.split_columns && too_small_to_share(macs, rows, options)) threads = 1;
     const int mr = fm_kernels()->mr;
     /* Every thread gets the same number of tiles (11 tiles on 2 threads would leave one
      * idle for a tile's time): the fewest tiles of at most cap rows that the threads

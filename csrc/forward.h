@@ -26,15 +26,22 @@ size_t fm_plan_tile_bytes(void);
 /* The tiling of a call (options NULL: every choice planned). */
 fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t rows,
                         size_t elem, int threads, const fm_plan_options *options);
+/* Whether a call of `rows` rows runs on the caller's thread alone whatever thread count it
+ * asks for: then its tiling can be planned once, when the network is built. */
+int fm_plan_is_serial(const fm_step *steps, int n_steps, size_t rows, size_t elem,
+                      const fm_plan_options *options);
 /* Inputs per block of a dense layer's panels: `forced` when positive, else planned. */
 int fm_plan_k_block(const fm_layer *layer, int forced);
 /* How a dense step runs in tiles of `tile` rows (FM_DENSE_*). */
 int fm_dense_method(const fm_layer *layer, size_t elem, size_t tile);
 
-/* Runs routed steps over rows of x into out; FM_OK or FM_ERR_NO_MEMORY. */
+/* Runs routed steps over rows of x into out, in `planned` tiles (NULL: planned for this
+ * call); FM_OK or FM_ERR_NO_MEMORY. */
 int fm_run_steps_f32(const fm_step *steps, int n_steps, int n_buffers, const float *x,
-                     size_t rows, float *out, int threads, const fm_plan_options *options);
+                     size_t rows, float *out, int threads, const fm_plan_options *options,
+                     const fm_tiling *planned);
 int fm_run_steps_f64(const fm_step *steps, int n_steps, int n_buffers, const double *x,
-                     size_t rows, double *out, int threads, const fm_plan_options *options);
+                     size_t rows, double *out, int threads, const fm_plan_options *options,
+                     const fm_tiling *planned);
 
 #endif

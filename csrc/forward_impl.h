@@ -144,11 +144,12 @@ static void FM_CAT(tile_task_, SFX)(void *ctx, int task, int slot) {
 
 int FM_CAT(fm_run_steps_, SFX)(const fm_step *steps, int n_steps, int n_buffers, const REAL *x,
                                size_t rows, REAL *out, int threads,
-                               const fm_plan_options *options) {
+                               const fm_plan_options *options, const fm_tiling *planned) {
     if (rows == 0 || n_steps <= 0) return FM_OK;
     const fm_kernel_table *k = fm_kernels();
-    const fm_tiling t =
-        fm_plan_tiles(steps, n_steps, n_buffers, rows, sizeof(REAL), threads, options);
+    const fm_tiling t = planned ? *planned
+                                : fm_plan_tiles(steps, n_steps, n_buffers, rows, sizeof(REAL),
+                                                threads, options);
     const int width = t.threads > 1 ? fm_pool_reserve(t.threads) : 1;
     const size_t n_in = (size_t)steps[0].layer.n_in;
     const size_t n_out = (size_t)steps[n_steps - 1].layer.n_out;
@@ -184,7 +185,8 @@ int FM_CAT(fm_forward_, SFX)(const fm_layer *layers, int n_layers, const REAL *x
     int n_buffers;
     fm_step *steps = steps_of_layers(layers, n_layers, &n_buffers);
     if (!steps) return FM_ERR_NO_MEMORY;
-    int rc = FM_CAT(fm_run_steps_, SFX)(steps, n_layers, n_buffers, x, rows, out, threads, NULL);
+    int rc = FM_CAT(fm_run_steps_, SFX)(steps, n_layers, n_buffers, x, rows, out, threads, NULL,
+                                        NULL);
     free(steps);
     return rc;
 }

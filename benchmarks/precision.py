@@ -58,14 +58,10 @@ def parse_precisions(text: str) -> list:
 def _build_fastmlp(precision):
     def build(weights, biases, activations, threads):
         import fastmlp
-        net = fastmlp.Network(weights, biases, activations, dtype=np.float32)
+        net = fastmlp.Network(weights, biases, activations, dtype=np.float32, threads=threads)
         if precision != "float32":
-            net = net.quantize(precision)
-        forward = net.forward
-
-        def run(x):
-            return forward(x, threads=threads)
-        return run
+            net = net.quantize(precision)  # keeps the thread count
+        return net.forward
     return build
 
 

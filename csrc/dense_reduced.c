@@ -126,16 +126,26 @@ static int int8_fuses_relu(const fm_layer *layer, int apply_activation) {
 }
 
 /* The bias (unless the int8 sums were scaled with it already), then the activation (unless
- * fused there too). */
+ * fused there too); relu in the bias's loop, as the int8 one is. */
 static void epilogue(const fm_layer *layer, float *out, size_t ldo, size_t rows, int first,
                      int end, int apply_activation) {
     const float *bias = layer->bias;
     const int first_col = first * NR, end_col = end * NR < layer->n_out ? end * NR : layer->n_out;
-    if (layer->precision != FM_PRECISION_INT8)
-        for (size_t r = 0; r < rows; r++)
-            for (int j = first_col; j < end_col; j++) out[r * ldo + j] = out[r * ldo + j] + bias[j];
     const int kind = layer->activation.kind;
-    if (!apply_activation || kind == FM_IDENTITY || int8_fuses_relu(layer, 1)) return;
+    const int relu = apply_activation && kind == FM_RELU;
+    if (layer->precision != FM_PRECISION_INT8) {
+        for (size_t r = 0; r < rows; r++) {
+            float *z = out + r * ldo;
+            if (relu)
+                for (int j = first_col; j < end_col; j++) {
+                    const float v = z[j] + bias[j];
+                    z[j] = v < 0 ? 0 : v;
+                }
+            else
+                for (int j = first_col; j < end_col; j++) z[j] = z[j] + bias[j];
+        }
+    }
+    if (!apply_activation || kind == FM_IDENTITY || relu) return;
     /* Softmax needs whole rows: the caller runs it once every column is done. */
     if (fm_activation_needs_whole_rows(kind) && !(first == 0 && end_col == layer->n_out))
         return;

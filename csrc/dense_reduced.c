@@ -52,6 +52,8 @@
 #error "dense_reduced.c: no reduced-precision micro-kernels for this variant"
 #endif
 
+_Static_assert(FM_REDUCED_TILE_QUANTUM % RK_GROUP == 0, "tiles must hold whole groups");
+
 /* -- int8 rows -------------------------------------------------------------------------- */
 
 /* One row quantized into dst (rk_int8_row_bytes): q = round(x * (1 / s)) with

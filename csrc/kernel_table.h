@@ -59,6 +59,11 @@ static inline int fm_reduced_area_k(int n_in) {
     return k > FM_KC ? k : FM_KC;
 }
 
+/* Rows per tile of a network whose dense layers all have reduced-precision weights are a
+ * multiple of this: every variant's group of rows (dense_reduced.c's RK_GROUP, 32 for
+ * AMX's two tiles of 16 rows) divides it. */
+#define FM_REDUCED_TILE_QUANTUM 32
+
 /* The table of the variant fm_select_kernel chose. */
 const fm_kernel_table *fm_kernels(void);
 

@@ -66,6 +66,22 @@ def test_plan_of_other_steps_and_reduced_precision(rng):
     assert reduced[2]["method"] == reduced[4]["method"] == "reduced precision"
 
 
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_reduced_precision_tiles_hold_whole_groups_and_their_prepared_rows(rng, precision):
+    """A quantized network's tiles are whole groups of 32 rows (AMX's two tiles of 16; every
+    variant's group divides it), and its scratch, the rows each layer prepares included,
+    stays within the tile's target (the float network's tiles are sized by their buffers)."""
+    net, _, _ = chain(rng, [784, 512, 256, 10], ["relu", "relu", "identity"])
+    reduced = net.quantize(precision)
+    for batch, threads in [(16384, 1), (16384, 2), (1000, 2), (333, 1)]:
+        plan = reduced.plan(batch, threads=threads)
+        if plan["tiles"] > 1:
+            assert plan["tile_rows"] % 32 == 0, plan
+        per_thread = plan["scratch_bytes"] / plan["threads"]
+        assert per_thread <= plan["tile_target_bytes"], plan
+    assert reduced.plan(16384, threads=1)["tile_rows"] < net.plan(16384, threads=1)["tile_rows"]
+
+
 @pytest.mark.parametrize("bad, message", [
     (dict(split="diagonal"), "valid: auto, rows, columns"),
     (dict(dense="wide"), "valid: auto, panels, narrow"),

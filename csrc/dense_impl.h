@@ -22,11 +22,13 @@ enum { REG_NONE = 0, REG_RELU = 1, REG_LEAKY = 2 };
 FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t rs, size_t ks,
                                    const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
                                    size_t ldc, int n_valid, int accumulate,
-                                   const REAL *FM_RESTRICT bias, int reg_act, REAL slope) {
+                                   const REAL *FM_RESTRICT bias, int reg_act, REAL slope,
+                                   const char *prefetch) {
     REAL acc[FM_MR][NR];
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < NR; j++) acc[r][j] = (accumulate && j < n_valid) ? c[r * ldc + j] : 0;
     for (int k = 0; k < kc; k++) {
+        if (prefetch) FM_PREFETCH_L2(prefetch + (size_t)k * FM_ALIGN);
         const REAL *wk = w + (size_t)k * NR;
         for (int r = 0; r < mr; r++) {
             const REAL xr = x[r * rs + k * ks];
@@ -51,7 +53,8 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
 FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t rs, size_t ks,
                                    const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
                                    size_t ldc, int n_valid, int accumulate,
-                                   const REAL *FM_RESTRICT bias, int reg_act, REAL slope) {
+                                   const REAL *FM_RESTRICT bias, int reg_act, REAL slope,
+                                   const char *prefetch) {
     enum { NV = FM_PANEL_BYTES / sizeof(REAL) / VL };
     const int full = n_valid == NR;
     VMASK mask[NV];
@@ -69,6 +72,7 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
                                                  : V_MLOAD(c + r * ldc + v * VL, mask[v]);
     for (int k = 0; k < kc; k++) {
         V wk[NV];
+        if (prefetch) FM_PREFETCH_L2(prefetch + (size_t)k * FM_ALIGN);
         for (int v = 0; v < NV; v++) wk[v] = V_LOAD(w + (size_t)k * NR + v * VL);
         for (int r = 0; r < mr; r++) {
             const V xr = V_SET1(x[r * rs + k * ks]);
@@ -130,11 +134,12 @@ FM_INLINE void FM_CAT(gemv_group_, SFX)(const int n_panels, const REAL *FM_RESTR
 static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks, const REAL *w,
                                      int kc,
                                      REAL *c, size_t ldc, int n_valid, int accumulate,
-                                     const REAL *bias, int reg_act, REAL slope) {
+                                     const REAL *bias, int reg_act, REAL slope,
+                                     const char *prefetch) {
 #define FM_MICRO_CASE(m)                                                                   \
     case m:                                                                                \
         FM_CAT(micro_, SFX)(m, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act,    \
-                            slope);                                                            \
+                            slope, prefetch);                                                  \
         break;
     switch (mr) {
 #if FM_MR >= 8
@@ -149,7 +154,8 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
 #endif
         FM_MICRO_CASE(2)
     default:
-        FM_CAT(micro_, SFX)(1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope);
+        FM_CAT(micro_, SFX)(1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope,
+                            prefetch);
     }
 #undef FM_MICRO_CASE
 }
@@ -169,7 +175,7 @@ static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_
     for (; p < end; p++) {
         const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
         FM_CAT(micro_, SFX)(1, x, 0, 1, w + p * panel_stride, kc, c + p * NR, 0, n_valid, accumulate,
-                            bias ? bias + p * NR : NULL, reg_act, slope);
+                            bias ? bias + p * NR : NULL, reg_act, slope, NULL);
     }
 }
 #endif
@@ -291,6 +297,19 @@ static void FM_CAT(pack_rows_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, size_
     }
 }
 
+/* Where the second and third micro-tiles over a block of weights (kc inputs of a panel: 2
+ * cache lines an input) ask for the next block's lines, one line an input: its first half,
+ * then its second. NULL for the others, and after the last block. The first micro-tile
+ * over a block finds it in L2 then, instead of stalling on memory while the others compute
+ * from cache with the memory idle. Measured on Sapphire Rapids, float32, 1024-4096-1024
+ * (weights from memory each call): 32 rows 1.24x on one thread, 1.28x on two, 1024 rows
+ * 1.11x and 1.06x; float64 32 rows 1.19x; 784-512-256-10 at 32 rows 1.16x. */
+static const char *FM_CAT(next_block_lines_, SFX)(const REAL *next_block, size_t micro_tile,
+                                                   int kc) {
+    if (!next_block || micro_tile < 1 || micro_tile > 2) return NULL;
+    return (const char *)next_block + (micro_tile - 1) * (size_t)kc * FM_ALIGN;
+}
+
 /* Column panels [first_panel, end_panel) over `rows` rows, in blocks of the layer's k_block
  * inputs: each panel's block of weights stays in cache while the rows stream past it in
  * micro-tiles, which carry their sums between blocks through the output (exactly). */
@@ -315,12 +334,18 @@ static void FM_CAT(panels_, SFX)(const fm_layer *layer, const REAL *x, size_t ld
         for (int p = first_panel; p < end_panel; p++) {
             const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
             const REAL *wp = w + p * panel_stride + (size_t)kb * NR;
+            /* the next panel's block, or the first panel's next block (which may have fewer
+             * inputs: its last lines asked for can lie beyond it, and a prefetch never faults) */
+            const REAL *next = p + 1 < end_panel ? wp + panel_stride
+                               : !last ? w + first_panel * panel_stride + (size_t)(kb + kc) * NR
+                                       : NULL;
             for (size_t i = 0; i < rows; i += FM_MR) {
                 const int mr = rows - i < FM_MR ? (int)(rows - i) : FM_MR;
                 const REAL *xi = packed ? apack + i * (size_t)kc : x + i * ldx + kb;
                 FM_CAT(micro_rows_, SFX)(mr, xi, packed ? 1 : ldx, packed ? FM_MR : 1, wp, kc,
                                          out + i * ldo + p * NR, ldo, n_valid, accumulate,
-                                         last ? bias + p * NR : NULL, reg_act, slope);
+                                         last ? bias + p * NR : NULL, reg_act, slope,
+                                         FM_CAT(next_block_lines_, SFX)(next, i / FM_MR, kc));
             }
         }
     }

@@ -48,4 +48,14 @@
 #define FM_RESTRICT
 #endif
 
+/* Asks for the cache line at p to be fetched into L2 (a hint: no effect on any result). */
+#if defined(__GNUC__)
+#define FM_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <intrin.h>
+#define FM_PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
+#else
+#define FM_PREFETCH_L2(p) ((void)(p))
+#endif
+
 #endif

@@ -30,8 +30,13 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
  * asks for: then its tiling can be planned once, when the network is built. */
 int fm_plan_is_serial(const fm_step *steps, int n_steps, size_t rows, size_t elem,
                       const fm_plan_options *options);
-/* Inputs per block of a dense layer's panels: `forced` when positive, else planned. */
-int fm_plan_k_block(const fm_layer *layer, int forced);
+/* Inputs per block of a dense layer's panels: `forced` when positive, else planned for
+ * tiles of up to tile_rows rows. */
+int fm_plan_k_block(const fm_layer *layer, size_t elem, size_t tile_rows, int forced);
+/* Every step's k_block, planned for the tallest tile of these steps (options->k_block
+ * forced when positive; options NULL: every choice planned). */
+void fm_plan_k_blocks(fm_step *steps, int n_steps, int n_buffers, size_t elem,
+                      const fm_plan_options *options);
 /* How a dense step runs in tiles of `tile` rows (FM_DENSE_*). */
 int fm_dense_method(const fm_layer *layer, size_t elem, size_t tile);
 

@@ -183,7 +183,7 @@ int FM_CAT(fm_forward_, SFX)(const fm_layer *layers, int n_layers, const REAL *x
                              REAL *out, int threads) {
     if (rows == 0 || n_layers <= 0) return FM_OK;
     int n_buffers;
-    fm_step *steps = steps_of_layers(layers, n_layers, &n_buffers);
+    fm_step *steps = steps_of_layers(layers, n_layers, sizeof(REAL), &n_buffers);
     if (!steps) return FM_ERR_NO_MEMORY;
     int rc = FM_CAT(fm_run_steps_, SFX)(steps, n_layers, n_buffers, x, rows, out, threads, NULL,
                                         NULL);

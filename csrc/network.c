@@ -272,11 +272,8 @@ int fm_network_finish(fm_network *net) {
     if (net->n_steps == 0 || net->depth != 0) return FM_ERR_ARGUMENT;
     int n_buffers = fm_route_steps(net->steps, net->n_steps);
     if (n_buffers < 0) return FM_ERR_ARGUMENT;
-    for (int i = 0; i < net->n_steps; i++) {
-        fm_layer *layer = &net->steps[i].layer;
-        layer->method = net->options.dense_method;
-        layer->k_block = fm_plan_k_block(layer, net->options.k_block);
-    }
+    for (int i = 0; i < net->n_steps; i++) net->steps[i].layer.method = net->options.dense_method;
+    fm_plan_k_blocks(net->steps, net->n_steps, n_buffers, net->elem, &net->options);
     net->n_buffers = n_buffers;
     net->one_row_serial =
         fm_plan_is_serial(net->steps, net->n_steps, 1, net->elem, &net->options);

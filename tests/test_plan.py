@@ -158,6 +158,21 @@ def test_the_plan_shows_the_inputs_per_block(rng):
     assert "inputs_per_block" not in net.plan(1, threads=1)["steps"][0]  # one row: all inputs
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocks_of_inputs_keep_the_rows_block_in_l2(rng, dtype):
+    """A block of inputs of the tallest tile's rows stays in L2 (twice the tile's target),
+    a quarter of that for float64 (a panel reads four times the bytes of rows per
+    multiply-add), so that the panels do not each read the rows again from L3."""
+    net, _, _ = chain(rng, [1024, 4096, 1024], ["relu", "identity"], dtype)
+    plan = net.plan(1 << 16, threads=1)
+    elem = np.dtype(dtype).itemsize
+    for step, n_in in zip(plan["steps"], (1024, 4096)):
+        k = step["inputs_per_block"]
+        assert k == n_in or k * plan["tile_rows"] * elem * elem / 4 <= 2 * plan["tile_target_bytes"]
+    if dtype == np.float64:  # whatever the L2: the target is at most 1 MiB
+        assert plan["steps"][1]["inputs_per_block"] < 4096
+
+
 def test_forced_tile_rows_show_in_the_plan(rng):
     net, _, _ = chain(rng, [40, 17, 9, 1], ["relu", "relu", "identity"])
     plan = net._with_plan(tile_rows=30).plan(1000, threads=1)

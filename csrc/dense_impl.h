@@ -282,6 +282,60 @@ static void FM_CAT(narrow_layer_, SFX)(const fm_layer *layer, const REAL *x, siz
         }
     }
 }
+
+/* Rows of a layer this small, one vector of outputs holds several: `per` rows, row r's
+ * output j in lane r * ldo + j, and so do their inputs, ldx apart (fm_dense_tiny_rows). */
+static int FM_CAT(tiny_rows_, SFX)(const fm_layer *layer, size_t ldx, size_t ldo) {
+    const size_t widest = ldx > ldo ? ldx : ldo;
+    if ((size_t)layer->n_in > ldx || (size_t)layer->n_out > ldo) return 0;
+    return widest <= VL / 2 ? (int)(VL / widest) : 0;
+}
+
+/* A layer of at most VL / 2 inputs and outputs (3->4, 4->2), `per` rows at a time: one
+ * masked load of their inputs, for each input one permute that takes each lane's input k
+ * to it and one FMA with the weights laid out as the lanes are, one masked store. The sums
+ * are narrow_chunk_'s, term by term, and so are the bits. 3-4-2 sigmoid over 16384 rows,
+ * one thread (Sapphire Rapids, float32), against narrow_layer_'s gathers and scalar stores:
+ * 112 -> 60 us; the AVX2 path runs 1.9x fewer instructions (callgrind). */
+static void FM_CAT(tiny_layer_, SFX)(const fm_layer *layer, const REAL *x, size_t ldx,
+                                     size_t rows, REAL *out, size_t ldo, int reg_act,
+                                     REAL slope, int per) {
+    const REAL *w = (const REAL *)layer->packed_weights;
+    const REAL *bias = (const REAL *)layer->bias;
+    const int n_in = layer->n_in, n_out = layer->n_out;
+    _Alignas(FM_ALIGN) REAL lanes[VL];
+    _Alignas(FM_ALIGN) int from[VL];
+    V weights[VL / 2];
+    VPERM spread[VL / 2];
+    unsigned stored = 0;
+    for (int k = 0; k < n_in; k++) {
+        for (int lane = 0; lane < VL; lane++) {
+            const int r = lane / (int)ldo, j = lane % (int)ldo;
+            const int used = r < per && j < n_out;
+            lanes[lane] = used ? w[(size_t)k * NR + j] : (REAL)0;
+            from[lane] = used ? r * (int)ldx + k : 0;
+            if (used) stored |= 1u << lane;
+        }
+        weights[k] = V_LOAD(lanes);
+        spread[k] = V_PERM_INDEX(from);
+    }
+    for (int lane = 0; lane < VL; lane++) {
+        const int j = lane % (int)ldo;
+        lanes[lane] = lane / (int)ldo < per && j < n_out ? bias[j] : (REAL)0;
+    }
+    const V vbias = V_LOAD(lanes), vslope = V_SET1(slope);
+    for (size_t i = 0; i < rows; i += (size_t)per) {
+        const int valid = rows - i < (size_t)per ? (int)(rows - i) : per;
+        const V xs = V_MLOAD(x + i * ldx, V_MASK((valid - 1) * (int)ldx + n_in));
+        V acc = V_ZERO();
+        for (int k = 0; k < n_in; k++) acc = V_FMA(V_PERMUTE(xs, spread[k]), weights[k], acc);
+        V z = V_ADD(acc, vbias);
+        if (reg_act == REG_RELU) z = V_RELU(z);
+        else if (reg_act == REG_LEAKY) z = V_LEAKY(z, vslope);
+        const unsigned rows_kept = valid == per ? stored : stored & ((1u << (valid * ldo)) - 1u);
+        V_MSTORE(out + i * ldo, V_MASK_BITS(rows_kept), z);
+    }
+}
 #endif
 
 /* Copies rows x kc of x into blocks of FM_MR rows, each stored k-major
@@ -369,9 +423,13 @@ void FM_SYM(FM_CAT(fm_dense_cols_, SFX))(const fm_layer *layer, const REAL *x, s
         else after = kind != FM_IDENTITY;
     }
 #if !defined(FM_SCALAR_KERNEL) && FM_NARROW > 0
-    if (fm_dense_is_narrow(layer, FM_NARROW, NR, rows, first_panel, end_panel))
-        FM_CAT(narrow_layer_, SFX)(layer, x, ldx, rows, out, ldo, reg_act, slope);
-    else
+    if (fm_dense_is_narrow(layer, FM_NARROW, NR, rows, first_panel, end_panel)) {
+        const int per = FM_CAT(tiny_rows_, SFX)(layer, ldx, ldo);
+        if (per >= 2)
+            FM_CAT(tiny_layer_, SFX)(layer, x, ldx, rows, out, ldo, reg_act, slope, per);
+        else
+            FM_CAT(narrow_layer_, SFX)(layer, x, ldx, rows, out, ldo, reg_act, slope);
+    } else
 #endif
 #ifndef FM_SCALAR_KERNEL
     /* One row: the weights stream through once, panel after panel over all the

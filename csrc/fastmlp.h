@@ -87,7 +87,8 @@ typedef struct {
 /* How a dense layer of several rows runs: chosen by fm_dense_is_narrow (AUTO), or forced
  * (a network's plan override, for tests). PANELS: each micro-tile of rows against column
  * panels of NR outputs; NARROW: the vector lanes hold rows, one accumulator per output, for
- * layers of few outputs, where most of a panel would be padding. Both sum every output in
+ * layers of few outputs, where most of a panel would be padding (and where the inputs and
+ * outputs of a row take at most half a vector, several rows share one). All sum every output in
  * the same order, so the choice never changes a bit. */
 enum { FM_DENSE_AUTO = 0, FM_DENSE_PANELS = 1, FM_DENSE_NARROW = 2 };
 

@@ -25,6 +25,10 @@
 #undef VIDX
 #undef V_ROW_INDEX
 #undef V_GATHER
+#undef VPERM
+#undef V_PERM_INDEX
+#undef V_PERMUTE
+#undef V_MASK_BITS
 #undef FM_SCALAR_KERNEL
 
 #if FM_VEC_ISA == FM_ISA_AVX512
@@ -53,6 +57,12 @@
 #define V_ROW_INDEX(ld, last) \
     _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(last)), _mm256_set1_epi32(ld))
 #define V_GATHER(p, idx) _mm512_i32gather_pd(idx, p, 8)
+/* A permutation of one vector's lanes, lane L taking lane l[L] (l: VL ints), and a lane
+ * mask of any lanes (bit L: lane L). */
+#define VPERM __m512i
+#define V_PERM_INDEX(l) _mm512_set_epi64((l)[7], (l)[6], (l)[5], (l)[4], (l)[3], (l)[2], (l)[1], (l)[0])
+#define V_PERMUTE(v, idx) _mm512_permutexvar_pd(idx, v)
+#define V_MASK_BITS(bits) ((__mmask8)(bits))
 #else
 #define V __m512
 #define VL 16
@@ -77,6 +87,10 @@
                                         _mm512_set1_epi32(last)),                                  \
                        _mm512_set1_epi32(ld))
 #define V_GATHER(p, idx) _mm512_i32gather_ps(idx, p, 4)
+#define VPERM __m512i
+#define V_PERM_INDEX(l) _mm512_loadu_si512((const void *)(l))
+#define V_PERMUTE(v, idx) _mm512_permutexvar_ps(idx, v)
+#define V_MASK_BITS(bits) ((__mmask16)(bits))
 #endif
 
 #elif FM_VEC_ISA == FM_ISA_AVX2
@@ -103,6 +117,15 @@
 #define V_ROW_INDEX(ld, last) \
     _mm_mullo_epi32(_mm_min_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(last)), _mm_set1_epi32(ld))
 #define V_GATHER(p, idx) _mm256_i32gather_pd(p, idx, 8)
+/* AVX2 permutes doubles as pairs of 32-bit lanes. */
+#define VPERM __m256i
+#define V_PERM_INDEX(l)                                                                        \
+    _mm256_setr_epi32(2 * (l)[0], 2 * (l)[0] + 1, 2 * (l)[1], 2 * (l)[1] + 1, 2 * (l)[2],        \
+                      2 * (l)[2] + 1, 2 * (l)[3], 2 * (l)[3] + 1)
+#define V_PERMUTE(v, idx) _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), idx))
+#define V_MASK_BITS(bits)                                                                      \
+    _mm256_cmpgt_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), _mm256_setr_epi64x(1, 2, 4, 8)), \
+                       _mm256_setzero_si256())
 #else
 #define V __m256
 #define VL 8
@@ -125,6 +148,13 @@
 #define V_ROW_INDEX(ld, last) \
     _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(last)), _mm256_set1_epi32(ld))
 #define V_GATHER(p, idx) _mm256_i32gather_ps(p, idx, 4)
+#define VPERM __m256i
+#define V_PERM_INDEX(l) _mm256_loadu_si256((const __m256i *)(l))
+#define V_PERMUTE(v, idx) _mm256_permutevar8x32_ps(v, idx)
+#define V_MASK_BITS(bits)                                                                      \
+    _mm256_cmpgt_epi32(_mm256_and_si256(_mm256_set1_epi32(bits),                               \
+                                        _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)),         \
+                       _mm256_setzero_si256())
 #endif
 
 #else

@@ -51,6 +51,7 @@ def main():
                 assert np.array_equal(net(x[row]), whole[row]), (active, widths, row)
     check_short_runs(rng, active)
     check_plans(rng, active)
+    check_tiny_layers(rng, active)
     print(active, "ok")
 
 
@@ -108,6 +109,45 @@ def check_plans(rng, active):
                         got = forced(x[:batch], threads=threads)
                         assert np.array_equal(got, planned[:batch]), (
                             active, dtype.__name__, widths, options, batch, threads)
+
+
+# Layers of at most half a vector of inputs and outputs, several rows to a vector: every
+# vector width's case (2 for AVX2 float64 up to 8 for AVX-512 float32) and one past it.
+TINY_WIDTHS = [(3, 4, 2), (2, 2, 1), (1, 2, 2), (2, 1, 3), (4, 3, 4), (8, 5, 8), (7, 8, 3),
+               (5, 6, 9, 1)]
+
+
+def check_tiny_layers(rng, active):
+    """The narrow kernel's several-rows-a-vector path: bit for bit what the panels give, at
+    every batch (so every tail of a group of rows), thread count, and for rows holding NaN
+    and inf; within the reference's tolerance."""
+    for dtype in (np.float32, np.float64):
+        rtol, atol = tolerance(dtype)
+        for i, widths in enumerate(TINY_WIDTHS):
+            weights, biases = random_layers(rng, list(widths), dtype)
+            specs = [PLAN_ACTIVATIONS[(i + l) % len(PLAN_ACTIVATIONS)]
+                     for l in range(len(widths) - 1)]
+            specs[-1] = "identity" if i % 2 else specs[-1]
+            names = [s if isinstance(s, str) else s[0] for s in specs]
+            params = [{} if isinstance(s, str) else s[1] for s in specs]
+            net = fastmlp.Network(weights, biases, specs)
+            panels = net._with_plan(dense="panels")
+            x = rng.uniform(-3, 3, (1000, widths[0])).astype(dtype)
+            want = forward(weights, biases, names, x, params)
+            whole = net(x, threads=1)
+            np.testing.assert_allclose(whole, want, rtol=rtol, atol=atol * (1 + np.abs(want).max()),
+                                       err_msg=f"{active} {dtype.__name__} {widths}")
+            assert np.array_equal(whole, panels(x, threads=1)), (active, dtype, widths)
+            for batch in list(range(1, 18)) + [130, 999]:
+                for threads in (1, 2):
+                    assert np.array_equal(net(x[-batch:], threads=threads), whole[-batch:]), (
+                        active, dtype.__name__, widths, batch, threads)
+            wide = np.zeros((40, widths[0] + 3), dtype)
+            wide[:, :widths[0]] = x[:40]
+            assert np.array_equal(net(wide[:, :widths[0]]), whole[:40]), (active, widths)
+            odd = x[:9].copy()
+            odd[2, 0], odd[5, -1], odd[7, 0] = np.nan, np.inf, -np.inf
+            assert np.array_equal(net(odd), panels(odd), equal_nan=True), (active, widths)
 
 
 if __name__ == "__main__":

@@ -233,19 +233,100 @@ static void FM_CAT(narrow_chunk_rows_, SFX)(int nj, const REAL *xt, int kc, cons
 /* Inputs kb .. kb+kc of `valid` rows into xt, input-major; lanes past them repeat the last
  * row (computed, never stored). Few inputs: one gather per input (over 16384 rows, one
  * thread: 4->2 88 us against 192 us with copies); more: plain copies (with gathers, 128->10
- * took 5.8 ms against 1.4 ms). Gathers take 32-bit element offsets. */
+ * took 5.8 ms against 1.4 ms), or where the ISA has two-vector permutes (AVX-512) from 8
+ * inputs on, transposes in registers (Sapphire Rapids, float32, 16384 rows, one thread,
+ * against gathers: 32->8 205 -> 157 us, 12->3 76 -> 68; 3->10 stays with gathers, 52 us
+ * against 63; 64-128-128-10 at 1024 rows: 378 -> 322 us with the stores below, 1.04x
+ * the panels). Gathers take 32-bit element offsets. */
 #define FM_NARROW_GATHER_INPUTS 32
+#if defined(V_PERMUTE2)
+#define FM_NARROW_TRANSPOSE_INPUTS 8
+#else
+#define FM_NARROW_TRANSPOSE_INPUTS INT_MAX
+#endif
+#if defined(V_PERMUTE2)
+/* One round of an in-register transpose of VL vectors: rows i and i + h (i & h == 0) swap
+ * the off-diagonal h-lane halves of each 2h-lane block (lane L of row i keeps L where
+ * L & h == 0 and takes lane L - h of row i + h elsewhere). */
+FM_INLINE void FM_CAT(transpose_round_, SFX)(V *r, const int h) {
+    int keep[VL], take[VL]; /* lane indices into a, then b (>= VL) */
+    for (int lane = 0; lane < VL; lane++) {
+        const int low = (lane & h) == 0;
+        keep[lane] = low ? lane : VL + lane - h;
+        take[lane] = low ? lane + h : VL + lane;
+    }
+    const VPERM lower = V_PERM_INDEX(keep), upper = V_PERM_INDEX(take);
+    for (int i = 0; i < VL; i++)
+        if ((i & h) == 0) {
+            const V a = r[i], b = r[i + h];
+            r[i] = V_PERMUTE2(a, lower, b);
+            r[i + h] = V_PERMUTE2(a, upper, b);
+        }
+}
+
+/* r[i] lane L <-> r[L] lane i. */
+FM_INLINE void FM_CAT(transpose_square_, SFX)(V *r) {
+    if (VL >= 16) FM_CAT(transpose_round_, SFX)(r, 8);
+    FM_CAT(transpose_round_, SFX)(r, 4);
+    FM_CAT(transpose_round_, SFX)(r, 2);
+    FM_CAT(transpose_round_, SFX)(r, 1);
+}
+_Static_assert(KC % VL == 0, "narrow_transpose_ stores whole squares of inputs");
+
+/* The same rows' inputs 0 .. kc, a square of VL rows by VL inputs at a time, transposed in
+ * registers in log2(VL) rounds of two-vector permutes (0.25 permutes an element for VL 16,
+ * against a load and a store for copies). */
+static void FM_CAT(narrow_transpose_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, int valid,
+                                           int kc, REAL *FM_RESTRICT xt) {
+    for (int k0 = 0; k0 < kc; k0 += VL) {
+        const int kn = kc - k0 < VL ? kc - k0 : VL;
+        V r[VL];
+        for (int i = 0; i < VL; i++)
+            r[i] = V_MLOAD(x + (size_t)(i < valid ? i : valid - 1) * ldx + k0, V_MASK(kn));
+        FM_CAT(transpose_square_, SFX)(r);
+        /* All VL, past kc too: xt holds KC (a multiple of VL) inputs, and a store of a
+         * variable count would go through memory. */
+        for (int k = 0; k < VL; k++) V_STOREU(xt + (size_t)(k0 + k) * VL, r[k]);
+    }
+}
+#endif
+
 static void FM_CAT(narrow_pack_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, int valid, int kc,
                                       REAL *FM_RESTRICT xt) {
-    if (kc <= FM_NARROW_GATHER_INPUTS && ldx <= (size_t)INT_MAX / VL) {
+    if (kc <= FM_NARROW_GATHER_INPUTS && kc < FM_NARROW_TRANSPOSE_INPUTS &&
+        ldx <= (size_t)INT_MAX / VL) {
         const VIDX rows_at = V_ROW_INDEX((int)ldx, valid - 1);
         for (int k = 0; k < kc; k++) V_STOREU(xt + (size_t)k * VL, V_GATHER(x + k, rows_at));
         return;
     }
+#if defined(V_PERMUTE2)
+    FM_CAT(narrow_transpose_, SFX)(x, ldx, valid, kc, xt);
+#else
     for (int r = 0; r < VL; r++) {
         const REAL *row = x + (size_t)(r < valid ? r : valid - 1) * ldx;
         for (int k = 0; k < kc; k++) xt[(size_t)k * VL + r] = row[k];
     }
+#endif
+}
+
+/* Outputs [0, nj) of `valid` rows, output j of row r in lane r of z[j], to rows ldo apart:
+ * transposed back in registers where the ISA has two-vector permutes. */
+static void FM_CAT(narrow_store_, SFX)(const V *z, int nj, int valid, REAL *out, size_t ldo) {
+#if defined(V_PERMUTE2)
+    for (int jb = 0; jb < nj; jb += VL) {
+        const int jn = nj - jb < VL ? nj - jb : VL;
+        V r[VL];
+        for (int t = 0; t < VL; t++) r[t] = t < jn ? z[jb + t] : V_ZERO();
+        FM_CAT(transpose_square_, SFX)(r);
+        for (int row = 0; row < valid; row++)
+            V_MSTORE(out + (size_t)row * ldo + jb, V_MASK(jn), r[row]);
+    }
+#else
+    _Alignas(FM_ALIGN) REAL lanes[FM_NARROW][VL];
+    for (int j = 0; j < nj; j++) V_STOREU(lanes[j], z[j]);
+    for (int r = 0; r < valid; r++)
+        for (int j = 0; j < nj; j++) out[(size_t)r * ldo + j] = lanes[j][r];
+#endif
 }
 
 /* A layer of one panel, VL rows at a time, its outputs in chunks of FM_NARROW, its inputs in
@@ -257,14 +338,13 @@ static void FM_CAT(narrow_layer_, SFX)(const fm_layer *layer, const REAL *x, siz
     const REAL *bias = (const REAL *)layer->bias;
     const int n_in = layer->n_in, n_out = layer->n_out;
     _Alignas(FM_ALIGN) REAL xt[KC * VL];
-    _Alignas(FM_ALIGN) REAL lanes[FM_NARROW][VL];
     const V vslope = V_SET1(slope);
     for (size_t i = 0; i < rows; i += VL) {
         const int valid = rows - i < VL ? (int)(rows - i) : VL;
         for (int j0 = 0; j0 < n_out; j0 += FM_NARROW) {
             const int nj = n_out - j0 < FM_NARROW ? n_out - j0 : FM_NARROW;
             V acc[FM_NARROW];
-            for (int j = 0; j < nj; j++) acc[j] = V_ZERO();
+            for (int j = 0; j < FM_NARROW; j++) acc[j] = V_ZERO();
             for (int kb = 0; kb < n_in; kb += KC) {
                 const int kc = n_in - kb < KC ? n_in - kb : KC;
                 FM_CAT(narrow_pack_, SFX)(x + i * ldx + kb, ldx, valid, kc, xt);
@@ -274,11 +354,9 @@ static void FM_CAT(narrow_layer_, SFX)(const fm_layer *layer, const REAL *x, siz
                 V z = V_ADD(acc[j], V_SET1(bias[j0 + j]));
                 if (reg_act == REG_RELU) z = V_RELU(z);
                 else if (reg_act == REG_LEAKY) z = V_LEAKY(z, vslope);
-                V_STOREU(lanes[j], z);
+                acc[j] = z;
             }
-            REAL *o = out + i * ldo + j0;
-            for (int r = 0; r < valid; r++)
-                for (int j = 0; j < nj; j++) o[(size_t)r * ldo + j] = lanes[j][r];
+            FM_CAT(narrow_store_, SFX)(acc, nj, valid, out + i * ldo + j0, ldo);
         }
     }
 }

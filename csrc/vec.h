@@ -29,6 +29,7 @@
 #undef V_PERM_INDEX
 #undef V_PERMUTE
 #undef V_MASK_BITS
+#undef V_PERMUTE2
 #undef FM_SCALAR_KERNEL
 
 #if FM_VEC_ISA == FM_ISA_AVX512
@@ -63,6 +64,8 @@
 #define V_PERM_INDEX(l) _mm512_set_epi64((l)[7], (l)[6], (l)[5], (l)[4], (l)[3], (l)[2], (l)[1], (l)[0])
 #define V_PERMUTE(v, idx) _mm512_permutexvar_pd(idx, v)
 #define V_MASK_BITS(bits) ((__mmask8)(bits))
+/* Lane L of a two-vector permute: lane idx[L] of a, or of b when idx[L] >= VL. */
+#define V_PERMUTE2(a, idx, b) _mm512_permutex2var_pd(a, idx, b)
 #else
 #define V __m512
 #define VL 16
@@ -91,6 +94,7 @@
 #define V_PERM_INDEX(l) _mm512_loadu_si512((const void *)(l))
 #define V_PERMUTE(v, idx) _mm512_permutexvar_ps(idx, v)
 #define V_MASK_BITS(bits) ((__mmask16)(bits))
+#define V_PERMUTE2(a, idx, b) _mm512_permutex2var_ps(a, idx, b)
 #endif
 
 #elif FM_VEC_ISA == FM_ISA_AVX2

@@ -238,11 +238,10 @@ static void FM_CAT(narrow_chunk_rows_, SFX)(int nj, const REAL *xt, int kc, cons
  * against gathers: 32->8 205 -> 157 us, 12->3 76 -> 68; 3->10 stays with gathers, 52 us
  * against 63; 64-128-128-10 at 1024 rows: 378 -> 322 us with the stores below, 1.04x
  * the panels). Gathers take 32-bit element offsets. */
-#define FM_NARROW_GATHER_INPUTS 32
 #if defined(V_PERMUTE2)
-#define FM_NARROW_TRANSPOSE_INPUTS 8
+#define FM_NARROW_GATHER_INPUTS 7
 #else
-#define FM_NARROW_TRANSPOSE_INPUTS INT_MAX
+#define FM_NARROW_GATHER_INPUTS 32
 #endif
 #if defined(V_PERMUTE2)
 /* One round of an in-register transpose of VL vectors: rows i and i + h (i & h == 0) swap
@@ -293,8 +292,7 @@ static void FM_CAT(narrow_transpose_, SFX)(const REAL *FM_RESTRICT x, size_t ldx
 
 static void FM_CAT(narrow_pack_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, int valid, int kc,
                                       REAL *FM_RESTRICT xt) {
-    if (kc <= FM_NARROW_GATHER_INPUTS && kc < FM_NARROW_TRANSPOSE_INPUTS &&
-        ldx <= (size_t)INT_MAX / VL) {
+    if (kc <= FM_NARROW_GATHER_INPUTS && ldx <= (size_t)INT_MAX / VL) {
         const VIDX rows_at = V_ROW_INDEX((int)ldx, valid - 1);
         for (int k = 0; k < kc; k++) V_STOREU(xt + (size_t)k * VL, V_GATHER(x + k, rows_at));
         return;
@@ -361,12 +359,12 @@ static void FM_CAT(narrow_layer_, SFX)(const fm_layer *layer, const REAL *x, siz
     }
 }
 
-/* Rows of a layer this small, one vector of outputs holds several: `per` rows, row r's
- * output j in lane r * ldo + j, and so do their inputs, ldx apart (fm_dense_tiny_rows). */
+/* How many rows of this layer one vector holds for tiny_layer_ (row r's output j in lane
+ * r * ldo + j, its inputs ldx apart in one load): VL / max(ldx, ldo), 0 below 2. */
 static int FM_CAT(tiny_rows_, SFX)(const fm_layer *layer, size_t ldx, size_t ldo) {
     const size_t widest = ldx > ldo ? ldx : ldo;
-    if ((size_t)layer->n_in > ldx || (size_t)layer->n_out > ldo) return 0;
-    return widest <= VL / 2 ? (int)(VL / widest) : 0;
+    if ((size_t)layer->n_in > ldx || (size_t)layer->n_out > ldo || widest > VL / 2) return 0;
+    return (int)(VL / widest);
 }
 
 /* A layer of at most VL / 2 inputs and outputs (3->4, 4->2), `per` rows at a time: one
@@ -381,26 +379,27 @@ static void FM_CAT(tiny_layer_, SFX)(const fm_layer *layer, const REAL *x, size_
     const REAL *w = (const REAL *)layer->packed_weights;
     const REAL *bias = (const REAL *)layer->bias;
     const int n_in = layer->n_in, n_out = layer->n_out;
-    _Alignas(FM_ALIGN) REAL lanes[VL];
-    _Alignas(FM_ALIGN) int from[VL];
+    /* Lane r * ldo + j holds row r's output j for j < n_out; the other lanes compute
+     * zeros and are never stored. */
+    _Alignas(FM_ALIGN) REAL lanes[VL] = {0};
+    _Alignas(FM_ALIGN) int from[VL] = {0};
     V weights[VL / 2];
     VPERM spread[VL / 2];
-    unsigned stored = 0;
     for (int k = 0; k < n_in; k++) {
-        for (int lane = 0; lane < VL; lane++) {
-            const int r = lane / (int)ldo, j = lane % (int)ldo;
-            const int used = r < per && j < n_out;
-            lanes[lane] = used ? w[(size_t)k * NR + j] : (REAL)0;
-            from[lane] = used ? r * (int)ldx + k : 0;
-            if (used) stored |= 1u << lane;
-        }
+        for (int r = 0; r < per; r++)
+            for (int j = 0; j < n_out; j++) {
+                lanes[r * (int)ldo + j] = w[(size_t)k * NR + j];
+                from[r * (int)ldo + j] = r * (int)ldx + k;
+            }
         weights[k] = V_LOAD(lanes);
         spread[k] = V_PERM_INDEX(from);
     }
-    for (int lane = 0; lane < VL; lane++) {
-        const int j = lane % (int)ldo;
-        lanes[lane] = lane / (int)ldo < per && j < n_out ? bias[j] : (REAL)0;
-    }
+    unsigned stored = 0;
+    for (int r = 0; r < per; r++)
+        for (int j = 0; j < n_out; j++) {
+            lanes[r * (int)ldo + j] = bias[j];
+            stored |= 1u << (r * (int)ldo + j);
+        }
     const V vbias = V_LOAD(lanes), vslope = V_SET1(slope);
     for (size_t i = 0; i < rows; i += (size_t)per) {
         const int valid = rows - i < (size_t)per ? (int)(rows - i) : per;

@@ -42,7 +42,9 @@ def test_buffers_too_wide_for_l2_get_tall_tiles_and_stay_bounded(rng):
     assert wide.plan(16384, threads=1)["tile_rows"] == 288
     assert narrow.plan(16384, threads=1)["tile_rows"] != 288
     two = wide.plan(1024, threads=2)  # two tall tiles per thread, not four short ones
-    assert (two["tile_rows"], two["tiles"]) == (256, 4)
+    # 256 rows each, rounded up to whole micro-tiles of the kernel (8 rows on AVX-512, 6 on
+    # AVX2, 2 on the portable kernel)
+    assert two["tiles"] == 4 and 256 <= two["tile_rows"] < 256 + 8
     bound = wide.plan(16384, threads=1)["scratch_bytes"]
     assert wide.plan(1 << 20, threads=1)["scratch_bytes"] == bound < 288 * 4160 * 4 * 3
 

@@ -10,6 +10,16 @@
 /* Inputs per block: a block of one panel (KC x 128 bytes) stays in L1 while
  * every row tile streams past it. */
 #define KC FM_KC
+/* Columns of a micro-tile: the whole panel for the scalar kernel; two vectors for the
+ * others, so that FM_MR rows of sums, two vectors of weights and a broadcast fit the
+ * registers: the whole panel on AVX-512 (8 x 2 + 3 of 32), half of it on AVX2 (6 x 2 + 3
+ * of 16; 3 rows of the whole panel needed 17, and one weight vector was loaded again for
+ * every row). A panel is then one or more micro-tiles wide. */
+#ifdef FM_SCALAR_KERNEL
+#define MC NR
+#else
+#define MC (2 * VL)
+#endif
 
 #ifndef FM_REG_ACT_DEFINED
 #define FM_REG_ACT_DEFINED
@@ -55,8 +65,8 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
                                    size_t ldc, int n_valid, int accumulate,
                                    const REAL *FM_RESTRICT bias, int reg_act, REAL slope,
                                    const char *prefetch) {
-    enum { NV = FM_PANEL_BYTES / sizeof(REAL) / VL };
-    const int full = n_valid == NR;
+    enum { NV = MC / VL };
+    const int full = n_valid == MC;
     VMASK mask[NV];
     for (int v = 0; v < NV; v++) {
         int n = n_valid - v * VL;
@@ -70,15 +80,25 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
             acc[r][v] = !accumulate || v >= live ? V_ZERO()
                         : full                   ? V_LOADU(c + r * ldc + v * VL)
                                                  : V_MLOAD(c + r * ldc + v * VL, mask[v]);
-    for (int k = 0; k < kc; k++) {
-        V wk[NV];
-        if (prefetch) FM_PREFETCH_L2(prefetch + (size_t)k * FM_ALIGN);
-        for (int v = 0; v < NV; v++) wk[v] = V_LOAD(w + (size_t)k * NR + v * VL);
-        for (int r = 0; r < mr; r++) {
-            const V xr = V_SET1(x[r * rs + k * ks]);
-            for (int v = 0; v < NV; v++) acc[r][v] = V_FMA(xr, wk[v], acc[r][v]);
+    /* Two copies of the loop, so that the micro-tiles that prefetch nothing (most) test
+     * nothing either. */
+#define FM_MICRO_STEP(k)                                                                   \
+    do {                                                                                   \
+        V wk[NV];                                                                          \
+        for (int v = 0; v < NV; v++) wk[v] = V_LOAD(w + (size_t)(k) * NR + v * VL);        \
+        for (int r = 0; r < mr; r++) {                                                     \
+            const V xr = V_SET1(x[r * rs + (k) * ks]);                                     \
+            for (int v = 0; v < NV; v++) acc[r][v] = V_FMA(xr, wk[v], acc[r][v]);          \
+        }                                                                                  \
+    } while (0)
+    if (prefetch)
+        for (int k = 0; k < kc; k++) {
+            FM_PREFETCH_L2(prefetch + (size_t)k * FM_ALIGN);
+            FM_MICRO_STEP(k);
         }
-    }
+    else
+        for (int k = 0; k < kc; k++) FM_MICRO_STEP(k);
+#undef FM_MICRO_STEP
     if (bias) {
         const V vslope = V_SET1(slope);
         for (int v = 0; v < live; v++) {
@@ -145,6 +165,8 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
 #if FM_MR >= 8
         FM_MICRO_CASE(8)
         FM_MICRO_CASE(7)
+#endif
+#if FM_MR >= 6
         FM_MICRO_CASE(6)
         FM_MICRO_CASE(5)
         FM_MICRO_CASE(4)
@@ -172,11 +194,11 @@ static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_
         FM_CAT(gemv_group_, SFX)(FM_GEMV_PANELS, x, w + p * panel_stride, panel_stride, kc,
                                  c + p * NR, accumulate, bias ? bias + p * NR : NULL, reg_act,
                                  slope);
-    for (; p < end; p++) {
-        const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
-        FM_CAT(micro_, SFX)(1, x, 0, 1, w + p * panel_stride, kc, c + p * NR, 0, n_valid, accumulate,
-                            bias ? bias + p * NR : NULL, reg_act, slope, NULL);
-    }
+    for (; p < end; p++)
+        for (int j = p * NR; j < n_out && j < (p + 1) * NR; j += MC)
+            FM_CAT(micro_, SFX)(1, x, 0, 1, w + p * panel_stride + (j - p * NR), kc, c + j, 0,
+                                n_out - j < MC ? n_out - j : MC, accumulate,
+                                bias ? bias + j : NULL, reg_act, slope, NULL);
 }
 #endif
 
@@ -463,20 +485,26 @@ static void FM_CAT(panels_, SFX)(const fm_layer *layer, const REAL *x, size_t ld
         const int accumulate = kb > 0, last = kb + kc == n_in;
         if (packed) FM_CAT(pack_rows_, SFX)(x + kb, ldx, rows, kc, apack);
         for (int p = first_panel; p < end_panel; p++) {
-            const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
             const REAL *wp = w + p * panel_stride + (size_t)kb * NR;
             /* the next panel's block, or the first panel's next block (which may have fewer
              * inputs: its last lines asked for can lie beyond it, and a prefetch never faults) */
             const REAL *next = p + 1 < end_panel ? wp + panel_stride
                                : !last ? w + first_panel * panel_stride + (size_t)(kb + kc) * NR
                                        : NULL;
-            for (size_t i = 0; i < rows; i += FM_MR) {
-                const int mr = rows - i < FM_MR ? (int)(rows - i) : FM_MR;
-                const REAL *xi = packed ? apack + i * (size_t)kc : x + i * ldx + kb;
-                FM_CAT(micro_rows_, SFX)(mr, xi, packed ? 1 : ldx, packed ? FM_MR : 1, wp, kc,
-                                         out + i * ldo + p * NR, ldo, n_valid, accumulate,
-                                         last ? bias + p * NR : NULL, reg_act, slope,
-                                         FM_CAT(next_block_lines_, SFX)(next, i / FM_MR, kc));
+            /* The panel's micro-tile columns one after the other, each over all the rows
+             * while its part of the block stays in L1; the first asks for the next block. */
+            for (int j = p * NR; j < n_out && j < (p + 1) * NR; j += MC) {
+                const int n_valid = n_out - j < MC ? n_out - j : MC;
+                const int first_part = j == p * NR;
+                for (size_t i = 0; i < rows; i += FM_MR) {
+                    const int mr = rows - i < FM_MR ? (int)(rows - i) : FM_MR;
+                    const REAL *xi = packed ? apack + i * (size_t)kc : x + i * ldx + kb;
+                    FM_CAT(micro_rows_, SFX)(
+                        mr, xi, packed ? 1 : ldx, packed ? FM_MR : 1, wp + (j - p * NR), kc,
+                        out + i * ldo + j, ldo, n_valid, accumulate, last ? bias + j : NULL,
+                        reg_act, slope,
+                        first_part ? FM_CAT(next_block_lines_, SFX)(next, i / FM_MR, kc) : NULL);
+                }
             }
         }
     }
@@ -539,3 +567,4 @@ void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t
 
 #undef NR
 #undef KC
+#undef MC

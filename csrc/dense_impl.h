@@ -253,23 +253,39 @@ static void FM_CAT(narrow_chunk_rows_, SFX)(int nj, const REAL *xt, int kc, cons
 }
 
 /* Inputs kb .. kb+kc of `valid` rows into xt, input-major; lanes past them repeat the last
- * row (computed, never stored). Few inputs: one gather per input (over 16384 rows, one
- * thread: 4->2 88 us against 192 us with copies); more: plain copies (with gathers, 128->10
- * took 5.8 ms against 1.4 ms), or where the ISA has two-vector permutes (AVX-512) from 8
- * inputs on, transposes in registers (Sapphire Rapids, float32, 16384 rows, one thread,
- * against gathers: 32->8 205 -> 157 us, 12->3 76 -> 68; 3->10 stays with gathers, 52 us
- * against 63; 64-128-128-10 at 1024 rows: 378 -> 322 us with the stores below, 1.04x
- * the panels). Gathers take 32-bit element offsets. */
+ * row (computed, never stored). Where the ISA has no in-register transpose: one gather per
+ * input up to 32 inputs (over 16384 rows, one thread: 4->2 88 us against 192 us with
+ * copies), plain copies beyond (with gathers, 128->10 took 5.8 ms against 1.4 ms). AVX-512
+ * (two-vector permutes) transposes in registers from 8 inputs on (Sapphire Rapids, float32,
+ * 16384 rows, one thread, against gathers: 32->8 205 -> 157 us, 12->3 76 -> 68; 3->10
+ * stays with gathers, 52 us against 63; 64-128-128-10 at 1024 rows: 378 -> 322 us with the
+ * stores below, 1.04x the panels). AVX2 transposes from one input on: AMD Zen 3's gathers
+ * are slow (float32, 240 rows, one layer, against gathers: 3->10 1.42x, 5->10 1.24x, 6->12
+ * 1.43x; against copies: 128->10 1.73x, 32->8 2.55x, 256->1 1.92x). Gathers take 32-bit
+ * element offsets. */
 #if defined(V_PERMUTE2)
+#define FM_NARROW_TRANSPOSES 1
 #define FM_NARROW_GATHER_INPUTS 7
+#elif defined(V_SWAP_LOWER)
+#define FM_NARROW_TRANSPOSES 1
+#define FM_NARROW_GATHER_INPUTS 0
 #else
+#define FM_NARROW_TRANSPOSES 0
 #define FM_NARROW_GATHER_INPUTS 32
 #endif
-#if defined(V_PERMUTE2)
+#if FM_NARROW_TRANSPOSES
 /* One round of an in-register transpose of VL vectors: rows i and i + h (i & h == 0) swap
  * the off-diagonal h-lane halves of each 2h-lane block (lane L of row i keeps L where
  * L & h == 0 and takes lane L - h of row i + h elsewhere). */
 FM_INLINE void FM_CAT(transpose_round_, SFX)(V *r, const int h) {
+#if defined(V_SWAP_LOWER)
+    for (int i = 0; i < VL; i++)
+        if ((i & h) == 0) {
+            const V a = r[i], b = r[i + h];
+            r[i] = V_SWAP_LOWER(a, b, h);
+            r[i + h] = V_SWAP_UPPER(a, b, h);
+        }
+#else
     int keep[VL], take[VL]; /* lane indices into a, then b (>= VL) */
     for (int lane = 0; lane < VL; lane++) {
         const int low = (lane & h) == 0;
@@ -283,27 +299,31 @@ FM_INLINE void FM_CAT(transpose_round_, SFX)(V *r, const int h) {
             r[i] = V_PERMUTE2(a, lower, b);
             r[i + h] = V_PERMUTE2(a, upper, b);
         }
+#endif
 }
 
 /* r[i] lane L <-> r[L] lane i. */
 FM_INLINE void FM_CAT(transpose_square_, SFX)(V *r) {
     if (VL >= 16) FM_CAT(transpose_round_, SFX)(r, 8);
-    FM_CAT(transpose_round_, SFX)(r, 4);
+    if (VL >= 8) FM_CAT(transpose_round_, SFX)(r, 4);
     FM_CAT(transpose_round_, SFX)(r, 2);
     FM_CAT(transpose_round_, SFX)(r, 1);
 }
 _Static_assert(KC % VL == 0, "narrow_transpose_ stores whole squares of inputs");
 
 /* The same rows' inputs 0 .. kc, a square of VL rows by VL inputs at a time, transposed in
- * registers in log2(VL) rounds of two-vector permutes (0.25 permutes an element for VL 16,
- * against a load and a store for copies). */
+ * registers in log2(VL) rounds of two-vector permutes (AVX-512: 0.25 permutes an element for
+ * VL 16) or of shuffles and blends (AVX2: 0.375 an element for VL 8), against a load and a
+ * store for copies. */
 static void FM_CAT(narrow_transpose_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, int valid,
                                            int kc, REAL *FM_RESTRICT xt) {
     for (int k0 = 0; k0 < kc; k0 += VL) {
         const int kn = kc - k0 < VL ? kc - k0 : VL;
         V r[VL];
-        for (int i = 0; i < VL; i++)
-            r[i] = V_MLOAD(x + (size_t)(i < valid ? i : valid - 1) * ldx + k0, V_MASK(kn));
+        for (int i = 0; i < VL; i++) {
+            const REAL *row = x + (size_t)(i < valid ? i : valid - 1) * ldx + k0;
+            r[i] = kn == VL ? V_LOADU(row) : V_MLOAD(row, V_MASK(kn));
+        }
         FM_CAT(transpose_square_, SFX)(r);
         /* All VL, past kc too: xt holds KC (a multiple of VL) inputs, and a store of a
          * variable count would go through memory. */
@@ -319,7 +339,7 @@ static void FM_CAT(narrow_pack_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, int
         for (int k = 0; k < kc; k++) V_STOREU(xt + (size_t)k * VL, V_GATHER(x + k, rows_at));
         return;
     }
-#if defined(V_PERMUTE2)
+#if FM_NARROW_TRANSPOSES
     FM_CAT(narrow_transpose_, SFX)(x, ldx, valid, kc, xt);
 #else
     for (int r = 0; r < VL; r++) {
@@ -330,16 +350,19 @@ static void FM_CAT(narrow_pack_, SFX)(const REAL *FM_RESTRICT x, size_t ldx, int
 }
 
 /* Outputs [0, nj) of `valid` rows, output j of row r in lane r of z[j], to rows ldo apart:
- * transposed back in registers where the ISA has two-vector permutes. */
+ * transposed back in registers where the ISA can. */
 static void FM_CAT(narrow_store_, SFX)(const V *z, int nj, int valid, REAL *out, size_t ldo) {
-#if defined(V_PERMUTE2)
+#if FM_NARROW_TRANSPOSES
     for (int jb = 0; jb < nj; jb += VL) {
         const int jn = nj - jb < VL ? nj - jb : VL;
         V r[VL];
         for (int t = 0; t < VL; t++) r[t] = t < jn ? z[jb + t] : V_ZERO();
         FM_CAT(transpose_square_, SFX)(r);
-        for (int row = 0; row < valid; row++)
-            V_MSTORE(out + (size_t)row * ldo + jb, V_MASK(jn), r[row]);
+        if (jn == VL)
+            for (int row = 0; row < valid; row++) V_STOREU(out + (size_t)row * ldo + jb, r[row]);
+        else
+            for (int row = 0; row < valid; row++)
+                V_MSTORE(out + (size_t)row * ldo + jb, V_MASK(jn), r[row]);
     }
 #else
     _Alignas(FM_ALIGN) REAL lanes[FM_NARROW][VL];
@@ -568,3 +591,5 @@ void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t
 #undef NR
 #undef KC
 #undef MC
+#undef FM_NARROW_TRANSPOSES
+#undef FM_NARROW_GATHER_INPUTS

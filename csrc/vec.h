@@ -30,6 +30,8 @@
 #undef V_PERMUTE
 #undef V_MASK_BITS
 #undef V_PERMUTE2
+#undef V_SWAP_LOWER
+#undef V_SWAP_UPPER
 #undef FM_SCALAR_KERNEL
 
 #if FM_VEC_ISA == FM_ISA_AVX512
@@ -130,6 +132,10 @@
 #define V_MASK_BITS(bits)                                                                      \
     _mm256_cmpgt_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), _mm256_setr_epi64x(1, 2, 4, 8)), \
                        _mm256_setzero_si256())
+/* One round of an in-register transpose (h = 2, 1): lane L of the lower vector is lane L of
+ * a where L & h == 0, else lane L - h of b; of the upper, lane L + h of a, else lane L of b. */
+#define V_SWAP_LOWER(a, b, h) ((h) == 2 ? _mm256_permute2f128_pd(a, b, 0x20) : _mm256_unpacklo_pd(a, b))
+#define V_SWAP_UPPER(a, b, h) ((h) == 2 ? _mm256_permute2f128_pd(a, b, 0x31) : _mm256_unpackhi_pd(a, b))
 #else
 #define V __m256
 #define VL 8
@@ -159,6 +165,16 @@
     _mm256_cmpgt_epi32(_mm256_and_si256(_mm256_set1_epi32(bits),                               \
                                         _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)),         \
                        _mm256_setzero_si256())
+/* As for double (h = 4, 2, 1); h = 1 blends a with b's even lanes duplicated, and b with a's
+ * odd lanes duplicated. */
+#define V_SWAP_LOWER(a, b, h)                                                                  \
+    ((h) == 4   ? _mm256_permute2f128_ps(a, b, 0x20)                                           \
+     : (h) == 2 ? _mm256_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0))                             \
+                : _mm256_blend_ps(a, _mm256_moveldup_ps(b), 0xAA))
+#define V_SWAP_UPPER(a, b, h)                                                                  \
+    ((h) == 4   ? _mm256_permute2f128_ps(a, b, 0x31)                                           \
+     : (h) == 2 ? _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2))                             \
+                : _mm256_blend_ps(_mm256_movehdup_ps(a), b, 0xAA))
 #endif
 
 #else

@@ -204,12 +204,22 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
  * times float32's bytes per multiply-add, so its blocks are a quarter the size (float32:
  * the rows' block in L2, 1820 inputs; float64: 455). Sapphire Rapids, 1024-4096-1024 in
  * float64 on one thread, blocks of 342 and 410 inputs against all of them: 1024 rows 1.22x
- * (220 against 269 ms), 16384 rows 1.23x; float32 (4096 inputs in 3 blocks) within 2%. */
+ * (220 against 269 ms), 16384 rows 1.23x; float32 (4096 inputs in 3 blocks) within 2%.
+ * But never fewer than FM_MIN_K_BLOCK inputs for the rows' sake: every block costs each
+ * micro-tile its sums reloaded and its rows' streams started again, and on a small L2 the
+ * rule above cut blocks too short. AMD Zen 3 (512 KiB L2, AVX2), one layer of 288 rows,
+ * blocks of 512 against the rule's: float64 1024->4096 39.8 against 35.9 GFLOP/s (103
+ * inputs), 512->256 43.0 against 40.6 (103); float32 1024->4096 90.5 against 86.1 (342),
+ * 512->256 97.8 against 92.4 (256); float64 4096->1024 the same (39.0, 39.2). The rows'
+ * block of 512 inputs still fits Sapphire Rapids' L2 in float64 (1.2 of 2 MiB). */
+#define FM_MIN_K_BLOCK 512
 int fm_plan_k_block(const fm_layer *layer, size_t elem, size_t tile_rows, int forced) {
     if (forced > 0) return layer->n_in < forced ? layer->n_in : forced;
     const int by_weights = (int)(tile_bytes / 2 / FM_PANEL_BYTES);
     const size_t rows_limit = 2 * tile_bytes * sizeof(float) / (tile_rows * elem * elem);
-    const int by_rows = rows_limit < INT_MAX ? (int)rows_limit : INT_MAX;
+    const int by_rows = rows_limit < FM_MIN_K_BLOCK ? FM_MIN_K_BLOCK
+                        : rows_limit < INT_MAX      ? (int)rows_limit
+                                                    : INT_MAX;
     const int most = by_weights < by_rows ? by_weights : by_rows;
     const int blocks = (layer->n_in + most - 1) / most;
     return blocks > 1 ? (layer->n_in + blocks - 1) / blocks : layer->n_in;

@@ -17,8 +17,10 @@
  * every row). A panel is then one or more micro-tiles wide. */
 #ifdef FM_SCALAR_KERNEL
 #define MC NR
+#define VL_OR_1 1
 #else
 #define MC (2 * VL)
+#define VL_OR_1 VL
 #endif
 
 #ifndef FM_REG_ACT_DEFINED
@@ -29,11 +31,12 @@ enum { REG_NONE = 0, REG_RELU = 1, REG_LEAKY = 2 };
 
 #ifdef FM_SCALAR_KERNEL
 
-FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t rs, size_t ks,
-                                   const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
-                                   size_t ldc, int n_valid, int accumulate,
+FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const int nv, const REAL *FM_RESTRICT x,
+                                   size_t rs, size_t ks, const REAL *FM_RESTRICT w, int kc,
+                                   REAL *FM_RESTRICT c, size_t ldc, int n_valid, int accumulate,
                                    const REAL *FM_RESTRICT bias, int reg_act, REAL slope,
                                    const char *prefetch) {
+    (void)nv; /* always the whole panel */
     REAL acc[FM_MR][NR];
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < NR; j++) acc[r][j] = (accumulate && j < n_valid) ? c[r * ldc + j] : 0;
@@ -60,23 +63,25 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
 
 #else
 
-FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t rs, size_t ks,
-                                   const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
-                                   size_t ldc, int n_valid, int accumulate,
+/* mr rows by nv vectors of columns (MC / VL, or the whole panel for a short last
+ * micro-tile: see panels_), both constants where it is inlined. */
+FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const int nv, const REAL *FM_RESTRICT x,
+                                   size_t rs, size_t ks, const REAL *FM_RESTRICT w, int kc,
+                                   REAL *FM_RESTRICT c, size_t ldc, int n_valid, int accumulate,
                                    const REAL *FM_RESTRICT bias, int reg_act, REAL slope,
                                    const char *prefetch) {
-    enum { NV = MC / VL };
-    const int full = n_valid == MC;
+    enum { NV = NR / VL }; /* the most */
+    const int full = n_valid == nv * VL;
     VMASK mask[NV];
-    for (int v = 0; v < NV; v++) {
+    for (int v = 0; v < nv; v++) {
         int n = n_valid - v * VL;
         mask[v] = V_MASK(n < 0 ? 0 : (n > VL ? VL : n));
     }
     /* A partial panel's vectors past n_valid hold padding: never loaded, biased or stored. */
-    const int live = full ? NV : (n_valid + VL - 1) / VL;
+    const int live = full ? nv : (n_valid + VL - 1) / VL;
     V acc[FM_MR][NV];
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < NV; v++)
+        for (int v = 0; v < nv; v++)
             acc[r][v] = !accumulate || v >= live ? V_ZERO()
                         : full                   ? V_LOADU(c + r * ldc + v * VL)
                                                  : V_MLOAD(c + r * ldc + v * VL, mask[v]);
@@ -85,10 +90,10 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size
 #define FM_MICRO_STEP(k)                                                                   \
     do {                                                                                   \
         V wk[NV];                                                                          \
-        for (int v = 0; v < NV; v++) wk[v] = V_LOAD(w + (size_t)(k) * NR + v * VL);        \
+        for (int v = 0; v < nv; v++) wk[v] = V_LOAD(w + (size_t)(k) * NR + v * VL);        \
         for (int r = 0; r < mr; r++) {                                                     \
             const V xr = V_SET1(x[r * rs + (k) * ks]);                                     \
-            for (int v = 0; v < NV; v++) acc[r][v] = V_FMA(xr, wk[v], acc[r][v]);          \
+            for (int v = 0; v < nv; v++) acc[r][v] = V_FMA(xr, wk[v], acc[r][v]);          \
         }                                                                                  \
     } while (0)
     if (prefetch)
@@ -150,7 +155,8 @@ FM_INLINE void FM_CAT(gemv_group_, SFX)(const int n_panels, const REAL *FM_RESTR
 }
 #endif
 
-/* Rows i .. i+mr of one panel; mr is made a constant so the accumulators live in registers. */
+/* Rows i .. i+mr of one micro-tile's columns (MC of them); mr is made a constant so the
+ * accumulators live in registers. */
 static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks, const REAL *w,
                                      int kc,
                                      REAL *c, size_t ldc, int n_valid, int accumulate,
@@ -158,8 +164,8 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
                                      const char *prefetch) {
 #define FM_MICRO_CASE(m)                                                                   \
     case m:                                                                                \
-        FM_CAT(micro_, SFX)(m, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act,    \
-                            slope, prefetch);                                                  \
+        FM_CAT(micro_, SFX)(m, MC / VL_OR_1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate,  \
+                            bias, reg_act, slope, prefetch);                                   \
         break;
     switch (mr) {
 #if FM_MR >= 8
@@ -176,11 +182,30 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
 #endif
         FM_MICRO_CASE(2)
     default:
-        FM_CAT(micro_, SFX)(1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope,
-                            prefetch);
+        FM_CAT(micro_, SFX)(1, MC / VL_OR_1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
+                            reg_act, slope, prefetch);
     }
 #undef FM_MICRO_CASE
 }
+
+#if !defined(FM_SCALAR_KERNEL)
+/* A short last micro-tile (at most FM_MR / 2 rows) over the whole panel at once, where a
+ * micro-tile is half a panel: 2 rows of 2 vectors keep only 4 chains of FMAs going, too few
+ * for the FMAs' latency; of 4 vectors, 8. Same sums, same bits. Batches of 32 rows end so. */
+static void FM_CAT(micro_tail_, SFX)(int mr, const REAL *x, size_t rs, size_t ks, const REAL *w,
+                                     int kc, REAL *c, size_t ldc, int n_valid, int accumulate,
+                                     const REAL *bias, int reg_act, REAL slope) {
+    if (mr >= 3)
+        FM_CAT(micro_, SFX)(3, NR / VL, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
+                            reg_act, slope, NULL);
+    else if (mr == 2)
+        FM_CAT(micro_, SFX)(2, NR / VL, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
+                            reg_act, slope, NULL);
+    else
+        FM_CAT(micro_, SFX)(1, NR / VL, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
+                            reg_act, slope, NULL);
+}
+#endif
 
 #ifndef FM_SCALAR_KERNEL
 /* A single row over panels [first, end): groups of full panels through
@@ -194,11 +219,11 @@ static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_
         FM_CAT(gemv_group_, SFX)(FM_GEMV_PANELS, x, w + p * panel_stride, panel_stride, kc,
                                  c + p * NR, accumulate, bias ? bias + p * NR : NULL, reg_act,
                                  slope);
-    for (; p < end; p++)
-        for (int j = p * NR; j < n_out && j < (p + 1) * NR; j += MC)
-            FM_CAT(micro_, SFX)(1, x, 0, 1, w + p * panel_stride + (j - p * NR), kc, c + j, 0,
-                                n_out - j < MC ? n_out - j : MC, accumulate,
-                                bias ? bias + j : NULL, reg_act, slope, NULL);
+    for (; p < end; p++) {
+        const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
+        FM_CAT(micro_, SFX)(1, NR / VL, x, 0, 1, w + p * panel_stride, kc, c + p * NR, 0, n_valid,
+                            accumulate, bias ? bias + p * NR : NULL, reg_act, slope, NULL);
+    }
 }
 #endif
 
@@ -522,6 +547,17 @@ static void FM_CAT(panels_, SFX)(const fm_layer *layer, const REAL *x, size_t ld
                 for (size_t i = 0; i < rows; i += FM_MR) {
                     const int mr = rows - i < FM_MR ? (int)(rows - i) : FM_MR;
                     const REAL *xi = packed ? apack + i * (size_t)kc : x + i * ldx + kb;
+#if !defined(FM_SCALAR_KERNEL)
+                    if (MC < NR && 2 * mr <= FM_MR) { /* the whole panel, with the first part */
+                        const int panel_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
+                        if (first_part)
+                            FM_CAT(micro_tail_, SFX)(mr, xi, packed ? 1 : ldx, packed ? FM_MR : 1,
+                                                     wp, kc, out + i * ldo + p * NR, ldo,
+                                                     panel_valid, accumulate,
+                                                     last ? bias + p * NR : NULL, reg_act, slope);
+                        continue;
+                    }
+#endif
                     FM_CAT(micro_rows_, SFX)(
                         mr, xi, packed ? 1 : ldx, packed ? FM_MR : 1, wp + (j - p * NR), kc,
                         out + i * ldo + j, ldo, n_valid, accumulate, last ? bias + j : NULL,
@@ -591,5 +627,6 @@ void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t
 #undef NR
 #undef KC
 #undef MC
+#undef VL_OR_1
 #undef FM_NARROW_TRANSPOSES
 #undef FM_NARROW_GATHER_INPUTS

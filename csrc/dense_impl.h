@@ -17,10 +17,10 @@
  * every row). A panel is then one or more micro-tiles wide. */
 #ifdef FM_SCALAR_KERNEL
 #define MC NR
-#define VL_OR_1 1
+#define MV 1 /* the scalar micro-kernel ignores it */
 #else
-#define MC (2 * VL)
-#define VL_OR_1 VL
+#define MV 2 /* vectors */
+#define MC (MV * VL)
 #endif
 
 #ifndef FM_REG_ACT_DEFINED
@@ -164,8 +164,8 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
                                      const char *prefetch) {
 #define FM_MICRO_CASE(m)                                                                   \
     case m:                                                                                \
-        FM_CAT(micro_, SFX)(m, MC / VL_OR_1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate,  \
-                            bias, reg_act, slope, prefetch);                                   \
+        FM_CAT(micro_, SFX)(m, MV, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, \
+                            slope, prefetch);                                                  \
         break;
     switch (mr) {
 #if FM_MR >= 8
@@ -182,8 +182,8 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
 #endif
         FM_MICRO_CASE(2)
     default:
-        FM_CAT(micro_, SFX)(1, MC / VL_OR_1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
-                            reg_act, slope, prefetch);
+        FM_CAT(micro_, SFX)(1, MV, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act,
+                            slope, prefetch);
     }
 #undef FM_MICRO_CASE
 }
@@ -627,6 +627,6 @@ void FM_SYM(FM_CAT(fm_dense_, SFX))(const fm_layer *layer, const REAL *x, size_t
 #undef NR
 #undef KC
 #undef MC
-#undef VL_OR_1
+#undef MV
 #undef FM_NARROW_TRANSPOSES
 #undef FM_NARROW_GATHER_INPUTS

@@ -134,8 +134,10 @@
                        _mm256_setzero_si256())
 /* One round of an in-register transpose (h = 2, 1): lane L of the lower vector is lane L of
  * a where L & h == 0, else lane L - h of b; of the upper, lane L + h of a, else lane L of b. */
-#define V_SWAP_LOWER(a, b, h) ((h) == 2 ? _mm256_permute2f128_pd(a, b, 0x20) : _mm256_unpacklo_pd(a, b))
-#define V_SWAP_UPPER(a, b, h) ((h) == 2 ? _mm256_permute2f128_pd(a, b, 0x31) : _mm256_unpackhi_pd(a, b))
+#define V_SWAP_LOWER(a, b, h)                                                                  \
+    ((h) == 2 ? _mm256_permute2f128_pd(a, b, 0x20) : _mm256_unpacklo_pd(a, b))
+#define V_SWAP_UPPER(a, b, h)                                                                  \
+    ((h) == 2 ? _mm256_permute2f128_pd(a, b, 0x31) : _mm256_unpackhi_pd(a, b))
 #else
 #define V __m256
 #define VL 8

@@ -17,7 +17,6 @@
  * every row). A panel is then one or more micro-tiles wide. */
 #ifdef FM_SCALAR_KERNEL
 #define MC NR
-#define MV 1 /* the scalar micro-kernel ignores it */
 #else
 #define MV 2 /* vectors */
 #define MC (MV * VL)
@@ -31,12 +30,11 @@ enum { REG_NONE = 0, REG_RELU = 1, REG_LEAKY = 2 };
 
 #ifdef FM_SCALAR_KERNEL
 
-FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const int nv, const REAL *FM_RESTRICT x,
-                                   size_t rs, size_t ks, const REAL *FM_RESTRICT w, int kc,
-                                   REAL *FM_RESTRICT c, size_t ldc, int n_valid, int accumulate,
+FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const REAL *FM_RESTRICT x, size_t rs, size_t ks,
+                                   const REAL *FM_RESTRICT w, int kc, REAL *FM_RESTRICT c,
+                                   size_t ldc, int n_valid, int accumulate,
                                    const REAL *FM_RESTRICT bias, int reg_act, REAL slope,
                                    const char *prefetch) {
-    (void)nv; /* always the whole panel */
     REAL acc[FM_MR][NR];
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < NR; j++) acc[r][j] = (accumulate && j < n_valid) ? c[r * ldc + j] : 0;
@@ -63,65 +61,16 @@ FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const int nv, const REAL *FM_RE
 
 #else
 
-/* mr rows by nv vectors of columns (MC / VL, or the whole panel for a short last
- * micro-tile: see panels_), both constants where it is inlined. */
-FM_INLINE void FM_CAT(micro_, SFX)(const int mr, const int nv, const REAL *FM_RESTRICT x,
-                                   size_t rs, size_t ks, const REAL *FM_RESTRICT w, int kc,
-                                   REAL *FM_RESTRICT c, size_t ldc, int n_valid, int accumulate,
-                                   const REAL *FM_RESTRICT bias, int reg_act, REAL slope,
-                                   const char *prefetch) {
-    enum { NV = NR / VL }; /* the most */
-    const int full = n_valid == nv * VL;
-    VMASK mask[NV];
-    for (int v = 0; v < nv; v++) {
-        int n = n_valid - v * VL;
-        mask[v] = V_MASK(n < 0 ? 0 : (n > VL ? VL : n));
-    }
-    /* A partial panel's vectors past n_valid hold padding: never loaded, biased or stored. */
-    const int live = full ? nv : (n_valid + VL - 1) / VL;
-    V acc[FM_MR][NV];
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++)
-            acc[r][v] = !accumulate || v >= live ? V_ZERO()
-                        : full                   ? V_LOADU(c + r * ldc + v * VL)
-                                                 : V_MLOAD(c + r * ldc + v * VL, mask[v]);
-    /* Two copies of the loop, so that the micro-tiles that prefetch nothing (most) test
-     * nothing either. */
-#define FM_MICRO_STEP(k)                                                                   \
-    do {                                                                                   \
-        V wk[NV];                                                                          \
-        for (int v = 0; v < nv; v++) wk[v] = V_LOAD(w + (size_t)(k) * NR + v * VL);        \
-        for (int r = 0; r < mr; r++) {                                                     \
-            const V xr = V_SET1(x[r * rs + (k) * ks]);                                     \
-            for (int v = 0; v < nv; v++) acc[r][v] = V_FMA(xr, wk[v], acc[r][v]);          \
-        }                                                                                  \
-    } while (0)
-    if (prefetch)
-        for (int k = 0; k < kc; k++) {
-            FM_PREFETCH_L2(prefetch + (size_t)k * FM_ALIGN);
-            FM_MICRO_STEP(k);
-        }
-    else
-        for (int k = 0; k < kc; k++) FM_MICRO_STEP(k);
-#undef FM_MICRO_STEP
-    if (bias) {
-        const V vslope = V_SET1(slope);
-        for (int v = 0; v < live; v++) {
-            const V b = full ? V_LOADU(bias + v * VL) : V_MLOAD(bias + v * VL, mask[v]);
-            for (int r = 0; r < mr; r++) {
-                V z = V_ADD(acc[r][v], b);
-                if (reg_act == REG_RELU) z = V_RELU(z);
-                else if (reg_act == REG_LEAKY) z = V_LEAKY(z, vslope);
-                acc[r][v] = z;
-            }
-        }
-    }
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < live; v++) {
-            if (full) V_STOREU(c + r * ldc + v * VL, acc[r][v]);
-            else V_MSTORE(c + r * ldc + v * VL, mask[v], acc[r][v]);
-        }
-}
+/* The micro-kernel of MC columns (micro_), and of a whole panel (micro_panel_, for a short
+ * last micro-tile and the one-row path's last panel): one body, each copy with
+ * accumulators of its exact size (a copy of MC columns whose arrays had room for a whole
+ * panel ran the packed rows at half speed, GCC 12). */
+#define MICRO_NAME FM_CAT(micro_, SFX)
+#define MICRO_NV MV
+#include "dense_micro.h"
+#define MICRO_NAME FM_CAT(micro_panel_, SFX)
+#define MICRO_NV (NR / VL)
+#include "dense_micro.h"
 
 /* One row against n_panels full, adjacent panels at once: enough independent
  * accumulators to hide the FMA latency when there is a single row. Same sums,
@@ -164,7 +113,7 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
                                      const char *prefetch) {
 #define FM_MICRO_CASE(m)                                                                   \
     case m:                                                                                \
-        FM_CAT(micro_, SFX)(m, MV, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, \
+        FM_CAT(micro_, SFX)(m, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act,    \
                             slope, prefetch);                                                  \
         break;
     switch (mr) {
@@ -182,8 +131,8 @@ static void FM_CAT(micro_rows_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
 #endif
         FM_MICRO_CASE(2)
     default:
-        FM_CAT(micro_, SFX)(1, MV, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act,
-                            slope, prefetch);
+        FM_CAT(micro_, SFX)(1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias, reg_act, slope,
+                            prefetch);
     }
 #undef FM_MICRO_CASE
 }
@@ -196,14 +145,14 @@ static void FM_CAT(micro_tail_, SFX)(int mr, const REAL *x, size_t rs, size_t ks
                                      int kc, REAL *c, size_t ldc, int n_valid, int accumulate,
                                      const REAL *bias, int reg_act, REAL slope) {
     if (mr >= 3)
-        FM_CAT(micro_, SFX)(3, NR / VL, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
-                            reg_act, slope, NULL);
+        FM_CAT(micro_panel_, SFX)(3, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
+                                  reg_act, slope, NULL);
     else if (mr == 2)
-        FM_CAT(micro_, SFX)(2, NR / VL, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
-                            reg_act, slope, NULL);
+        FM_CAT(micro_panel_, SFX)(2, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
+                                  reg_act, slope, NULL);
     else
-        FM_CAT(micro_, SFX)(1, NR / VL, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
-                            reg_act, slope, NULL);
+        FM_CAT(micro_panel_, SFX)(1, x, rs, ks, w, kc, c, ldc, n_valid, accumulate, bias,
+                                  reg_act, slope, NULL);
 }
 #endif
 
@@ -221,8 +170,8 @@ static void FM_CAT(gemv_block_, SFX)(const REAL *x, const REAL *w, size_t panel_
                                  slope);
     for (; p < end; p++) {
         const int n_valid = n_out - p * NR < NR ? n_out - p * NR : NR;
-        FM_CAT(micro_, SFX)(1, NR / VL, x, 0, 1, w + p * panel_stride, kc, c + p * NR, 0, n_valid,
-                            accumulate, bias ? bias + p * NR : NULL, reg_act, slope, NULL);
+        FM_CAT(micro_panel_, SFX)(1, x, 0, 1, w + p * panel_stride, kc, c + p * NR, 0, n_valid,
+                                  accumulate, bias ? bias + p * NR : NULL, reg_act, slope, NULL);
     }
 }
 #endif

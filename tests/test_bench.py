@@ -210,3 +210,18 @@ def test_unknown_precision_is_a_usage_error(capsys):
         bench.main(["--precisions", "fp8", "--quick"])
     assert exit_info.value.code == 2
     assert "unknown precision 'fp8'" in capsys.readouterr().err
+
+
+def test_layers_benchmark_prints_a_line_per_layer_and_height(capsys):
+    """benchmarks/layers.py: one line per dtype, layer and height, with both rates and their
+    ratio; the default layers are the standard networks' (each once)."""
+    spec = importlib.util.spec_from_file_location("layers", os.path.join(BENCHMARKS, "layers.py"))
+    layers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layers)
+    assert (1024, 4096) in layers.standard_layers() and (3, 4) in layers.standard_layers()
+    assert len(set(layers.standard_layers())) == len(layers.standard_layers())
+    assert layers.main(["--layers", "8x5,33x17", "--rows", "1,7", "--dtypes", "float64",
+                        "--rounds", "1", "--seconds", "0.001"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "GFLOP/s" in line]
+    assert len(lines) == 4 and all(line.lstrip().startswith("float64") for line in lines)
+    assert all("ratio" in line and line.rstrip().endswith("x") for line in lines)

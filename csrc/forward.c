@@ -138,12 +138,14 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
      * float32, 1.10x in float64. Reduced-precision layers keep to the target while a
      * group of their rows fits it (their prepared rows count in it): on AMD Zen 3 (512 KiB
      * of L2), 784-512-256-10 at 16384 rows, one thread, 32-row tiles ran as fast as 288
-     * (int8 and bfloat16, within the noise). Buffers that fit the whole of L2 at the
-     * lowest height (twice the target) take that height rather than stream: on Zen 3,
+     * (int8 and bfloat16, within the noise). Buffers of at most twice L2 at the lowest
+     * height (four times the target) take that height rather than stream: on Zen 3,
      * 784-512-256-10 (4 KiB of buffers a row) at 4096 rows in 96-row tiles against 288,
-     * float32 1.035x on one thread, 1.08x on two (1024 rows; 1.07x at 16384 rows). */
+     * float32 1.035x on one thread, 1.08x on two (1024 rows; 1.07x at 16384 rows); in
+     * float64 (8 KiB a row: 1.5 times L2 at 96 rows) 1.05x at 16384 rows on one thread,
+     * 1.08x at 1024 rows on two, even at 1024 rows on one. */
     const size_t lowest = all_reduced ? quantum : FM_MIN_TILE_ROWS;
-    const int streaming = cap < lowest && lowest * row_bytes > 2 * tile_bytes;
+    const int streaming = cap < lowest && lowest * row_bytes > 4 * tile_bytes;
     cap = streaming ? FM_STREAMING_TILE_ROWS : cap < lowest ? lowest : cap;
     cap = cap > FM_MAX_TILE_ROWS ? FM_MAX_TILE_ROWS : cap;
 

@@ -252,28 +252,28 @@ static void FM_CAT(narrow_chunk_rows_, SFX)(int nj, const REAL *xt, int kc, cons
  * the off-diagonal h-lane halves of each 2h-lane block (lane L of row i keeps L where
  * L & h == 0 and takes lane L - h of row i + h elsewhere). */
 FM_INLINE void FM_CAT(transpose_round_, SFX)(V *r, const int h) {
-#if defined(V_SWAP_LOWER)
-    for (int i = 0; i < VL; i++)
-        if ((i & h) == 0) {
-            const V a = r[i], b = r[i + h];
-            r[i] = V_SWAP_LOWER(a, b, h);
-            r[i + h] = V_SWAP_UPPER(a, b, h);
-        }
-#else
-    int keep[VL], take[VL]; /* lane indices into a, then b (>= VL) */
+#if defined(V_SWAP_LOWER) /* AVX2: shuffles and blends for each h */
+#define FM_LOWER(a, b) V_SWAP_LOWER(a, b, h)
+#define FM_UPPER(a, b) V_SWAP_UPPER(a, b, h)
+#else /* AVX-512: a two-vector permute by lane indices into a, then b (>= VL) */
+    int keep[VL], take[VL];
     for (int lane = 0; lane < VL; lane++) {
         const int low = (lane & h) == 0;
         keep[lane] = low ? lane : VL + lane - h;
         take[lane] = low ? lane + h : VL + lane;
     }
     const VPERM lower = V_PERM_INDEX(keep), upper = V_PERM_INDEX(take);
+#define FM_LOWER(a, b) V_PERMUTE2(a, lower, b)
+#define FM_UPPER(a, b) V_PERMUTE2(a, upper, b)
+#endif
     for (int i = 0; i < VL; i++)
         if ((i & h) == 0) {
             const V a = r[i], b = r[i + h];
-            r[i] = V_PERMUTE2(a, lower, b);
-            r[i + h] = V_PERMUTE2(a, upper, b);
+            r[i] = FM_LOWER(a, b);
+            r[i + h] = FM_UPPER(a, b);
         }
-#endif
+#undef FM_LOWER
+#undef FM_UPPER
 }
 
 /* r[i] lane L <-> r[L] lane i. */

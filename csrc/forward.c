@@ -211,19 +211,23 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
  * the rows' block in L2, 1820 inputs; float64: 455). Sapphire Rapids, 1024-4096-1024 in
  * float64 on one thread, blocks of 342 and 410 inputs against all of them: 1024 rows 1.22x
  * (220 against 269 ms), 16384 rows 1.23x; float32 (4096 inputs in 3 blocks) within 2%.
- * But never fewer than FM_MIN_K_BLOCK inputs for the rows' sake: every block costs each
- * micro-tile its sums reloaded and its rows' streams started again, and on a small L2 the
- * rule above cut blocks too short. AMD Zen 3 (512 KiB L2, AVX2), one layer of 288 rows,
- * blocks of 512 against the rule's: float64 1024->4096 39.8 against 35.9 GFLOP/s (103
- * inputs), 512->256 43.0 against 40.6 (103); float32 1024->4096 90.5 against 86.1 (342),
- * 512->256 97.8 against 92.4 (256); float64 4096->1024 the same (39.0, 39.2). The rows'
- * block of 512 inputs still fits Sapphire Rapids' L2 in float64 (1.2 of 2 MiB). */
-#define FM_MIN_K_BLOCK 512
+ * But never fewer than FM_MIN_K_BLOCK_BYTES of a row (1024 float32 inputs, 512 float64)
+ * for the rows' sake: every block costs each micro-tile its sums reloaded and its rows'
+ * streams started again, and on a small L2 the rule above cut blocks too short. AMD Zen 3
+ * (512 KiB L2, AVX2), one layer of 288 rows, blocks of 512 against the rule's: float64
+ * 1024->4096 39.8 against 35.9 GFLOP/s (103 inputs), 512->256 43.0 against 40.6 (103);
+ * float32 1024->4096 90.5 against 86.1 (342), 512->256 97.8 against 92.4 (256); float64
+ * 4096->1024 the same (39.0, 39.2). float32 blocks of 1024 against 512, the whole
+ * 1024-4096-1024 at 1024 rows, interleaved: 1.01-1.03x on one thread (the noise of that
+ * host is as large), 1.04x on two; 32 rows even. The rows' block of 512 float64 inputs still fits Sapphire Rapids' L2 (1.2 of 2
+ * MiB); its float32 rule gives more than 1024 inputs there anyway. */
+#define FM_MIN_K_BLOCK_BYTES 4096
 int fm_plan_k_block(const fm_layer *layer, size_t elem, size_t tile_rows, int forced) {
     if (forced > 0) return layer->n_in < forced ? layer->n_in : forced;
     const int by_weights = (int)(tile_bytes / 2 / FM_PANEL_BYTES);
     const size_t rows_limit = 2 * tile_bytes * sizeof(float) / (tile_rows * elem * elem);
-    const int by_rows = rows_limit < FM_MIN_K_BLOCK ? FM_MIN_K_BLOCK
+    const int fewest = (int)(FM_MIN_K_BLOCK_BYTES / elem);
+    const int by_rows = rows_limit < (size_t)fewest ? fewest
                         : rows_limit < INT_MAX      ? (int)rows_limit
                                                     : INT_MAX;
     const int most = by_weights < by_rows ? by_weights : by_rows;

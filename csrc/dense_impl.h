@@ -347,6 +347,18 @@ static void FM_CAT(narrow_store_, SFX)(const V *z, int nj, int valid, REAL *out,
 #endif
 }
 
+/* Outputs [0, nj) of VL rows (one a lane), their sums in z: + bias, the in-register
+ * activation, as micro_'s epilogue does. */
+FM_INLINE void FM_CAT(narrow_bias_act_, SFX)(V *z, int nj, const REAL *bias, int reg_act,
+                                             V vslope) {
+    for (int j = 0; j < nj; j++) {
+        V v = V_ADD(z[j], V_SET1(bias[j]));
+        if (reg_act == REG_RELU) v = V_RELU(v);
+        else if (reg_act == REG_LEAKY) v = V_LEAKY(v, vslope);
+        z[j] = v;
+    }
+}
+
 /* A layer of one panel, VL rows at a time, its outputs in chunks of FM_NARROW, its inputs in
  * blocks of KC. */
 static void FM_CAT(narrow_layer_, SFX)(const fm_layer *layer, const REAL *x, size_t ldx,
@@ -368,12 +380,7 @@ static void FM_CAT(narrow_layer_, SFX)(const fm_layer *layer, const REAL *x, siz
                 FM_CAT(narrow_pack_, SFX)(x + i * ldx + kb, ldx, valid, kc, xt);
                 FM_CAT(narrow_chunk_rows_, SFX)(nj, xt, kc, w + (size_t)kb * NR + j0, acc);
             }
-            for (int j = 0; j < nj; j++) {
-                V z = V_ADD(acc[j], V_SET1(bias[j0 + j]));
-                if (reg_act == REG_RELU) z = V_RELU(z);
-                else if (reg_act == REG_LEAKY) z = V_LEAKY(z, vslope);
-                acc[j] = z;
-            }
+            FM_CAT(narrow_bias_act_, SFX)(acc, nj, bias + j0, reg_act, vslope);
             FM_CAT(narrow_store_, SFX)(acc, nj, valid, out + i * ldo + j0, ldo);
         }
     }
@@ -434,12 +441,7 @@ static void FM_CAT(narrow_few_layer_, SFX)(const fm_layer *layer, const REAL *x,
         }
         for (int g = 0; g < groups && i + (size_t)g * VL < rows; g++) {
             V *z = acc + g * nj;
-            for (int j = 0; j < nj; j++) {
-                V v = V_ADD(z[j], V_SET1(bias[j]));
-                if (reg_act == REG_RELU) v = V_RELU(v);
-                else if (reg_act == REG_LEAKY) v = V_LEAKY(v, vslope);
-                z[j] = v;
-            }
+            FM_CAT(narrow_bias_act_, SFX)(z, nj, bias, reg_act, vslope);
             const size_t r0 = i + (size_t)g * VL;
             FM_CAT(narrow_store_, SFX)(z, nj, rows - r0 < VL ? (int)(rows - r0) : VL,
                                        out + r0 * ldo, ldo);

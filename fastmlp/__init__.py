@@ -44,7 +44,7 @@ def _select_kernel(requested: str) -> None:
 
 _select_kernel(_os.environ.get("FASTMLP_KERNEL", "auto"))
 # threadpoolctl (when installed) sees fastmlp's pool: threadpool_limits(n) limits it.
-_threadpoolctl.register()
+_threadpoolctl.register_when_imported()
 
 
 def build_info() -> _Dict[str, _Any]:

@@ -6,10 +6,15 @@ and by an exported symbol. fastmlp's extension exports only its module init func
 ``PyInit__core``, which every extension module named ``_core`` has, so the controller also
 checks the file itself and makes threadpoolctl drop any other ``_core`` it is offered.
 The limit is process-wide, like OpenBLAS's.
+
+Registration waits for threadpoolctl to be imported (register_when_imported): importing it,
+with its dataclasses and ctypes, took 4-7 ms, more than the rest of ``import fastmlp``, in
+every program, also those that never use it.
 """
 from __future__ import annotations
 
 import os
+import sys
 
 from . import _core
 
@@ -66,3 +71,52 @@ def register() -> bool:
         return False
     threadpoolctl.register(_controller_class(threadpoolctl.LibController))
     return True
+
+
+def _register_quietly() -> None:
+    """register(), whose failure must never fail the caller's `import threadpoolctl`."""
+    try:
+        register()
+    except Exception:  # noqa: BLE001 - an unknown threadpoolctl: fastmlp stays unlisted
+        pass
+
+
+class _LoaderThenRegister:
+    """threadpoolctl's own loader, which registers fastmlp once the module has run."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):  # get_code, get_data, is_package, ...: the loader's own
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _register_quietly()
+
+
+class _RegisterOnImport:
+    """A one-shot import hook: the first import of threadpoolctl finds it as usual (through
+    the finders after this one), and its loader registers fastmlp after running it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "threadpoolctl":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _LoaderThenRegister(spec.loader)
+        return spec
+
+
+def register_when_imported() -> None:
+    """Registers now if threadpoolctl is imported, else as soon as it is."""
+    if "threadpoolctl" in sys.modules:
+        _register_quietly()
+    elif not any(isinstance(finder, _RegisterOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterOnImport())

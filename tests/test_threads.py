@@ -122,6 +122,53 @@ def test_threadpool_info_lists_fastmlp_once():
     assert ours[0]["num_threads"] == fastmlp.build_info()["default_threads"]
 
 
+def _run_python(code):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_import_fastmlp_does_not_import_threadpoolctl():
+    _run_python("import sys, fastmlp\nassert 'threadpoolctl' not in sys.modules, 'imported'")
+
+
+@pytest.mark.parametrize("first", ["fastmlp", "threadpoolctl"])
+def test_threadpoolctl_sees_fastmlp_whichever_is_imported_first(first):
+    """fastmlp registers when threadpoolctl is imported, before or after it, and its one-shot
+    import hook is gone afterwards."""
+    pytest.importorskip("threadpoolctl", minversion="3.5")
+    second = "threadpoolctl" if first == "fastmlp" else "fastmlp"
+    code = f"""import sys, {first}, {second}
+from fastmlp._threadpoolctl import _RegisterOnImport
+apis = [lib["internal_api"] for lib in threadpoolctl.threadpool_info()]
+assert apis.count("fastmlp") == 1, apis
+assert not any(isinstance(f, _RegisterOnImport) for f in sys.meta_path), sys.meta_path
+with threadpoolctl.threadpool_limits(1):
+    assert fastmlp.build_info()["default_threads"] == 1
+"""
+    _run_python(code)
+
+
+def test_a_failing_registration_never_fails_the_import_of_threadpoolctl(monkeypatch):
+    from fastmlp import _threadpoolctl
+
+    def broken():
+        raise RuntimeError("an unknown threadpoolctl")
+
+    monkeypatch.setattr(_threadpoolctl, "register", broken)
+    ran = []
+
+    class Loader:
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            ran.append(module)
+
+    _threadpoolctl._LoaderThenRegister(Loader()).exec_module("module")
+    assert ran == ["module"]
+
+
 def test_controller_refuses_another_packages_core_module():
     threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
     from fastmlp._threadpoolctl import _controller_class

@@ -34,7 +34,7 @@ def standard_layers():
     return seen
 
 
-def best_seconds(fn, calls):
+def seconds_per_call(fn, calls):
     start = time.perf_counter_ns()
     for _ in range(calls):
         fn()
@@ -45,13 +45,13 @@ def race(fns, rounds, seconds):
     """Minimum seconds per call of each function, timed in interleaved rounds."""
     for fn in fns.values():
         fn()
-    calls = {name: max(1, int(seconds / rounds / len(fns) / best_seconds(fn, 1)))
+    calls = {name: max(1, int(seconds / rounds / len(fns) / seconds_per_call(fn, 1)))
              for name, fn in fns.items()}
     best = {name: float("inf") for name in fns}
     for r in range(rounds):
         names = list(fns) if r % 2 == 0 else list(reversed(fns))
         for name in names:
-            best[name] = min(best[name], best_seconds(fns[name], calls[name]))
+            best[name] = min(best[name], seconds_per_call(fns[name], calls[name]))
     return best
 
 

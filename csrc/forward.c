@@ -219,8 +219,9 @@ fm_tiling fm_plan_tiles(const fm_step *steps, int n_steps, int n_buffers, size_t
  * float32 1024->4096 90.5 against 86.1 (342), 512->256 97.8 against 92.4 (256); float64
  * 4096->1024 the same (39.0, 39.2). float32 blocks of 1024 against 512, the whole
  * 1024-4096-1024 at 1024 rows, interleaved: 1.01-1.03x on one thread (the noise of that
- * host is as large), 1.04x on two; 32 rows even. The rows' block of 512 float64 inputs still fits Sapphire Rapids' L2 (1.2 of 2
- * MiB); its float32 rule gives more than 1024 inputs there anyway. */
+ * host is as large), 1.04x on two; 32 rows even. The rows' block of 512 float64 inputs
+ * still fits Sapphire Rapids' L2 (1.2 of 2 MiB); its float32 rule gives more than 1024
+ * inputs there anyway. */
 #define FM_MIN_K_BLOCK_BYTES 4096
 int fm_plan_k_block(const fm_layer *layer, size_t elem, size_t tile_rows, int forced) {
     if (forced > 0) return layer->n_in < forced ? layer->n_in : forced;
@@ -228,8 +229,8 @@ int fm_plan_k_block(const fm_layer *layer, size_t elem, size_t tile_rows, int fo
     const size_t rows_limit = 2 * tile_bytes * sizeof(float) / (tile_rows * elem * elem);
     const int fewest = (int)(FM_MIN_K_BLOCK_BYTES / elem);
     const int by_rows = rows_limit < (size_t)fewest ? fewest
-                        : rows_limit < INT_MAX      ? (int)rows_limit
-                                                    : INT_MAX;
+                        : rows_limit < INT_MAX          ? (int)rows_limit
+                                                        : INT_MAX;
     const int most = by_weights < by_rows ? by_weights : by_rows;
     const int blocks = (layer->n_in + most - 1) / most;
     return blocks > 1 ? (layer->n_in + blocks - 1) / blocks : layer->n_in;

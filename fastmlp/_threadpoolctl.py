@@ -87,11 +87,8 @@ class _LoaderThenRegister:
     def __init__(self, loader):
         self._loader = loader
 
-    def __getattr__(self, name):  # get_code, get_data, is_package, ...: the loader's own
+    def __getattr__(self, name):  # create_module, get_code, ...: the loader's own
         return getattr(self._loader, name)
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
 
     def exec_module(self, module):
         self._loader.exec_module(module)
